@@ -1,0 +1,269 @@
+// csp/channel.hpp - csp::channel<T>: Go's typed channels.
+//
+//   auto ch = csp::make_channel<int>(16);    // buffered; 0 (default) = unbuffered
+//   co_await ch.send(42);                     // waits for room / a receiver
+//   std::optional<int> v = co_await ch.recv(); // nullopt once closed and drained
+//   ch.close();
+//
+// A channel is a cheap, copyable handle with shared ownership, like Go's
+// `chan T`; a default-constructed one is nil. The semantics are Go's exactly;
+// docs/channels.md states them and detail/channel_state.hpp holds the
+// invariants that implement them.
+//
+// The awaiters returned by send() and recv() hold pointers to the channel and
+// to the value being sent: await them in the same full expression
+// (`co_await ch.send(v)`), as with any co_await.
+#pragma once
+
+#include <cstddef>
+#include <exception>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <stdexcept>
+#include <type_traits>
+#include <utility>
+
+#include "detail/channel_state.hpp"
+#include "executor.hpp"
+
+namespace csp {
+
+/// Thrown by a send on a closed channel, a close of a closed channel and a
+/// close of a nil channel: the misuses for which Go panics.
+class channel_closed : public std::logic_error {
+public:
+    using std::logic_error::logic_error;
+};
+
+/// What try_recv() reports: the status and, when it is ok, the value.
+template <class T>
+struct try_recv_result {
+    chan_status status;
+    std::optional<T> value;
+
+    explicit operator bool() const noexcept { return status == chan_status::ok; }
+};
+
+template <class T>
+class channel;
+
+namespace detail {
+
+/// Shared by the send and receive awaiters: parks on one queue of one
+/// channel and unlinks on destruction if the coroutine is destroyed while
+/// parked. The channel lock is taken in await_ready (fast path) and, when
+/// the operation must wait, released at the end of await_suspend.
+class parked_channel_op {
+protected:
+    explicit parked_channel_op(channel_base* ch) noexcept : ch_(ch) {}
+    /// Awaiters may be moved (into a select, or by a compiler that copies
+    /// co_await operands) until they are awaited; never once parked.
+    parked_channel_op(parked_channel_op&& other) noexcept : ch_(other.ch_) {
+        if (other.armed_) std::terminate();
+    }
+    parked_channel_op& operator=(parked_channel_op&&) = delete;
+    ~parked_channel_op() {
+        if (armed_) {
+            std::lock_guard lock(ch_->mu);
+            queue_->remove(waiter_);
+        }
+    }
+
+    /// Called from await_suspend with ch_->mu held (or with ch_ null for a
+    /// nil channel, which parks forever without queueing anywhere).
+    void park(std::coroutine_handle<> h, wait_queue channel_base::*queue, void* slot) {
+        if (!ch_) return;
+        executor_ref ex = current_executor();
+        if (!ex) {
+            ch_->mu.unlock();
+            require_current_executor("a blocking channel operation");
+        }
+        op_.handle = h;
+        op_.executor = ex;
+        waiter_.op = &op_;
+        waiter_.slot = slot;
+        queue_ = &(ch_->*queue);
+        armed_ = true;
+        queue_->push_back(waiter_);
+        ch_->mu.unlock();  // from here on this frame may be resumed on another thread
+    }
+
+    /// Called from await_resume: the counterpart's outcome.
+    wait_status take_outcome() noexcept {
+        armed_ = false;
+        return waiter_.status;
+    }
+
+    channel_base* ch_;
+
+private:
+    blocked_op op_;
+    waiter waiter_;
+    wait_queue* queue_ = nullptr;
+    bool armed_ = false;
+};
+
+[[noreturn]] inline void throw_send_on_closed() { throw channel_closed("csp: send on closed channel"); }
+
+}  // namespace detail
+
+/// `co_await ch.send(v)`; throws channel_closed if the channel is or gets
+/// closed. The value is moved from (or, for an lvalue argument, copied) only
+/// when the send happens.
+template <class T>
+class send_awaiter : private detail::parked_channel_op {
+public:
+    send_awaiter(detail::channel_state<T>* ch, T& src) noexcept : parked_channel_op(ch), src_(&src) {}
+    send_awaiter(detail::channel_state<T>* ch, const T& src)
+        : parked_channel_op(ch), copy_(std::in_place, src), src_(&*copy_) {}
+    send_awaiter(send_awaiter&& other) noexcept(std::is_nothrow_move_constructible_v<T>)
+        : parked_channel_op(std::move(other)),
+          copy_(std::move(other.copy_)),
+          src_(copy_ ? &*copy_ : other.src_),
+          status_(other.status_) {}
+
+    bool await_ready() {
+        if (!ch_) return false;  // nil: blocks forever
+        ch_->mu.lock();
+        status_ = state()->try_send_locked(*src_);
+        if (status_ == chan_status::would_block) return false;  // still locked
+        ch_->mu.unlock();
+        return true;
+    }
+    void await_suspend(std::coroutine_handle<> h) { park(h, &detail::channel_base::sendq, src_); }
+    void await_resume() {
+        if (status_ == chan_status::would_block)
+            status_ = take_outcome() == detail::wait_status::ok ? chan_status::ok : chan_status::closed;
+        if (status_ == chan_status::closed) detail::throw_send_on_closed();
+    }
+
+private:
+    detail::channel_state<T>* state() const noexcept { return static_cast<detail::channel_state<T>*>(ch_); }
+
+    std::optional<T> copy_;  // the copy of an lvalue argument, made before the send
+    T* src_;
+    chan_status status_ = chan_status::would_block;
+};
+
+/// `co_await ch.recv()` yields std::optional<T>: the value, or nullopt once
+/// the channel is closed and drained.
+template <class T>
+class recv_awaiter : private detail::parked_channel_op {
+public:
+    explicit recv_awaiter(detail::channel_state<T>* ch) noexcept : parked_channel_op(ch) {}
+    recv_awaiter(recv_awaiter&& other) noexcept(std::is_nothrow_move_constructible_v<T>)
+        : parked_channel_op(std::move(other)), result_(std::move(other.result_)), done_(other.done_) {}
+
+    bool await_ready() {
+        if (!ch_) return false;
+        ch_->mu.lock();
+        if (state()->try_recv_locked(result_) == chan_status::would_block) return false;  // still locked
+        ch_->mu.unlock();
+        done_ = true;
+        return true;
+    }
+    void await_suspend(std::coroutine_handle<> h) { park(h, &detail::channel_base::recvq, &result_); }
+    std::optional<T> await_resume() {
+        if (!done_) take_outcome();  // ok: result_ was filled; closed: it stays empty
+        return std::move(result_);
+    }
+
+private:
+    detail::channel_state<T>* state() const noexcept { return static_cast<detail::channel_state<T>*>(ch_); }
+
+    std::optional<T> result_;
+    bool done_ = false;
+};
+
+template <class T>
+class channel {
+    static_assert(std::is_move_constructible_v<T>, "csp::channel<T> needs a move-constructible T");
+    static_assert(!std::is_reference_v<T>, "csp::channel<T&> is not supported");
+
+public:
+    using value_type = T;
+
+    /// A nil channel: sends and receives block forever, close throws.
+    channel() noexcept = default;
+
+    /// `co_await ch.send(std::move(v))`: moves from v only if the send happens.
+    send_awaiter<T> send(T&& v) noexcept { return send_awaiter<T>(get(), v); }
+    /// `co_await ch.send(v)`: sends a copy of v, made before the send.
+    send_awaiter<T> send(const T& v) { return send_awaiter<T>(get(), v); }
+    /// `co_await ch.recv()` -> std::optional<T>.
+    recv_awaiter<T> recv() noexcept { return recv_awaiter<T>(get()); }
+
+    /// Sends without waiting. Moves from v only when it returns ok. Reports
+    /// closed instead of throwing; reports would_block on a nil channel.
+    chan_status try_send(T&& v) noexcept {
+        if (!state_) return chan_status::would_block;
+        std::lock_guard lock(state_->mu);
+        return state_->try_send_locked(v);
+    }
+    /// Sends a copy of v without waiting.
+    chan_status try_send(const T& v) {
+        if (!state_) return chan_status::would_block;
+        T copy(v);  // copied outside the lock, so a throwing copy changes nothing
+        return try_send(std::move(copy));
+    }
+
+    /// Receives without waiting.
+    try_recv_result<T> try_recv() noexcept {
+        try_recv_result<T> r{chan_status::would_block, std::nullopt};
+        if (!state_) return r;
+        std::lock_guard lock(state_->mu);
+        r.status = state_->try_recv_locked(r.value);
+        return r;
+    }
+
+    /// Closes the channel: buffered values can still be received, then
+    /// receivers get nullopt; blocked senders throw channel_closed. Throws
+    /// channel_closed if the channel is nil or already closed.
+    void close() {
+        if (!state_) throw channel_closed("csp: close of nil channel");
+        bool first;
+        {
+            std::lock_guard lock(state_->mu);
+            first = state_->close_locked();
+        }
+        if (!first) throw channel_closed("csp: close of closed channel");
+    }
+
+    /// Number of buffered values (a snapshot). 0 for a nil channel.
+    std::size_t size() const noexcept {
+        if (!state_) return 0;
+        std::lock_guard lock(state_->mu);
+        return state_->size_locked();
+    }
+    /// The buffer capacity; 0 for unbuffered and nil channels.
+    std::size_t capacity() const noexcept { return state_ ? state_->capacity() : 0; }
+    /// True once close() has been called. False for a nil channel.
+    bool closed() const noexcept {
+        if (!state_) return false;
+        std::lock_guard lock(state_->mu);
+        return state_->closed;
+    }
+    /// True for a nil (default-constructed) channel.
+    bool is_nil() const noexcept { return !state_; }
+
+    friend bool operator==(const channel& a, const channel& b) noexcept { return a.state_ == b.state_; }
+
+    /// The shared state; for csp::select. Null for a nil channel.
+    detail::channel_state<T>* get() const noexcept { return state_.get(); }
+
+private:
+    template <class U>
+    friend channel<U> make_channel(std::size_t);
+    explicit channel(std::shared_ptr<detail::channel_state<T>> s) noexcept : state_(std::move(s)) {}
+
+    std::shared_ptr<detail::channel_state<T>> state_;
+};
+
+/// Makes a channel with room for `capacity` values (0: unbuffered).
+template <class T>
+channel<T> make_channel(std::size_t capacity = 0) {
+    return channel<T>(std::make_shared<detail::channel_state<T>>(capacity));
+}
+
+}  // namespace csp

@@ -1,0 +1,10 @@
+// csp/csp.hpp - the one header to include.
+#pragma once
+
+#include "channel.hpp"
+#include "executor.hpp"
+#include "go.hpp"
+#include "run_loop.hpp"
+#include "sync_wait.hpp"
+#include "task.hpp"
+#include "wait_group.hpp"

@@ -1,0 +1,115 @@
+// csp/detail/channel_state.hpp - the shared state behind a csp::channel<T>.
+//
+// One lock guards everything; the algorithm is Go's (runtime/chan.go).
+//
+// Invariants, true whenever `mu` is not held:
+//   I1. buffer.size() <= capacity.
+//   I2. If recvq holds an unclaimed waiter, the buffer is empty: a sender
+//       always hands its value straight to a waiting receiver first.
+//   I3. If sendq holds an unclaimed waiter, the buffer is full (for an
+//       unbuffered channel, "full" is trivially true).
+//   I4. Once closed, sendq and recvq hold no unclaimed waiters: close claims
+//       them all, and no operation parks on a closed channel.
+//   I5. Apart from one select that waits to send and to receive on the same
+//       channel, I2 and I3 mean unclaimed waiters sit in at most one queue.
+// Claimed or stale waiters (a select that fired on another channel) may
+// linger until someone pops them or their owner unlinks them; claim_front
+// skips them.
+//
+// Every function named *_locked expects `mu` to be held by the caller. They
+// are the building blocks that channel<T>'s awaiters and csp::select share.
+#pragma once
+
+#include <cstddef>
+#include <optional>
+#include <utility>
+
+#include "ring_buffer.hpp"
+#include "spin_mutex.hpp"
+#include "waiter.hpp"
+
+namespace csp {
+
+/// Result of a non-blocking channel operation.
+enum class chan_status : unsigned char {
+    ok,           ///< the value was sent / received
+    would_block,  ///< the operation would have to wait (or the channel is nil)
+    closed,       ///< the channel is closed (and, for a receive, drained)
+};
+
+namespace detail {
+
+/// The part of a channel's state that does not depend on T: what select
+/// needs to lock several channels of different types in a global order.
+struct channel_base {
+    spin_mutex mu;
+    bool closed = false;
+    wait_queue sendq;
+    wait_queue recvq;
+};
+
+template <class T>
+class channel_state : public channel_base {
+public:
+    explicit channel_state(std::size_t capacity) : buffer_(capacity) {}
+
+    std::size_t capacity() const noexcept { return buffer_.capacity(); }
+    std::size_t size_locked() const noexcept { return buffer_.size(); }
+
+    /// Sends *src if that can be done without waiting. Moves from *src only
+    /// when the result is ok.
+    chan_status try_send_locked(T& src) noexcept {
+        if (closed) return chan_status::closed;
+        if (waiter* r = recvq.claim_front()) {
+            // I2: the buffer is empty, so handing over directly keeps FIFO.
+            static_cast<std::optional<T>*>(r->slot)->emplace(std::move(src));
+            complete(*r, wait_status::ok);
+            return chan_status::ok;
+        }
+        if (!buffer_.full()) {
+            buffer_.emplace_back(std::move(src));
+            return chan_status::ok;
+        }
+        return chan_status::would_block;
+    }
+
+    /// Receives into `out` (which must be empty) if that can be done without
+    /// waiting. On closed, `out` stays empty.
+    chan_status try_recv_locked(std::optional<T>& out) noexcept {
+        if (waiter* s = sendq.claim_front()) {
+            T& sent = *static_cast<T*>(s->slot);
+            if (buffer_.capacity() == 0) {
+                out.emplace(std::move(sent));
+            } else {
+                // I3: the buffer is full. Take its oldest value and let the
+                // sender's value into the freed slot, so order is kept.
+                out.emplace(buffer_.pop_front());
+                buffer_.emplace_back(std::move(sent));
+            }
+            complete(*s, wait_status::ok);
+            return chan_status::ok;
+        }
+        if (!buffer_.empty()) {
+            out.emplace(buffer_.pop_front());
+            return chan_status::ok;
+        }
+        return closed ? chan_status::closed : chan_status::would_block;
+    }
+
+    /// Closes the channel and completes every waiter: receivers get
+    /// `closed` (nullopt), senders get `closed` (they throw). Returns false
+    /// if it was already closed.
+    bool close_locked() {
+        if (closed) return false;
+        closed = true;
+        while (waiter* r = recvq.claim_front()) complete(*r, wait_status::closed);
+        while (waiter* s = sendq.claim_front()) complete(*s, wait_status::closed);
+        return true;
+    }
+
+private:
+    ring_buffer<T> buffer_;
+};
+
+}  // namespace detail
+}  // namespace csp

@@ -1,0 +1,131 @@
+// csp/detail/goroutine_registry.hpp - the set of live goroutines of one executor.
+//
+// A detached goroutine owns its own frame and frees it when it finishes. One
+// that never finishes (blocked forever on a channel when the program ends)
+// would leak, so every goroutine joins the registry of the executor it was
+// spawned on, and the executor destroys the ones still alive when it shuts
+// down. Destroying a blocked goroutine runs its awaiters' destructors, which
+// unlink them from the channels they wait on.
+//
+// The registry also carries the policy for exceptions that escape a detached
+// goroutine: the first one is kept and rethrown by the executor's run
+// functions (run_loop::run, csp::run). Registries that no run function drains
+// (the process-wide one) terminate the program instead, naming the exception,
+// as Go does with a panic in a goroutine. Either way the error is never lost.
+#pragma once
+
+#include <coroutine>
+#include <cstddef>
+#include <cstdio>
+#include <exception>
+#include <mutex>
+#include <typeinfo>
+#include <utility>
+
+namespace csp::detail {
+
+/// Intrusive link that each goroutine frame carries in its promise.
+struct goroutine_node {
+    goroutine_node* prev = nullptr;
+    goroutine_node* next = nullptr;
+    std::coroutine_handle<> frame;
+    bool linked = false;
+};
+
+inline void terminate_with_escaped_exception(std::exception_ptr e) noexcept {
+    try {
+        std::rethrow_exception(e);
+    } catch (const std::exception& ex) {
+        std::fprintf(stderr, "csp: exception escaped a goroutine: %s: %s\n", typeid(ex).name(), ex.what());
+    } catch (...) {
+        std::fprintf(stderr, "csp: exception of unknown type escaped a goroutine\n");
+    }
+    std::terminate();
+}
+
+class goroutine_registry {
+public:
+    enum class on_error { keep_first, terminate };
+
+    explicit goroutine_registry(on_error policy = on_error::keep_first) noexcept : policy_(policy) {}
+    goroutine_registry(const goroutine_registry&) = delete;
+    goroutine_registry& operator=(const goroutine_registry&) = delete;
+    ~goroutine_registry() { destroy_all(); }
+
+    void add(goroutine_node& n) noexcept {
+        std::lock_guard lock(mu_);
+        n.prev = nullptr;
+        n.next = head_;
+        if (head_) head_->prev = &n;
+        head_ = &n;
+        n.linked = true;
+        ++size_;
+    }
+
+    void remove(goroutine_node& n) noexcept {
+        std::lock_guard lock(mu_);
+        unlink_locked(n);
+    }
+
+    /// Destroys every goroutine still alive. The caller guarantees that none
+    /// of them is running or will be resumed (the executor has stopped).
+    void destroy_all() noexcept {
+        for (;;) {
+            std::coroutine_handle<> frame;
+            {
+                std::lock_guard lock(mu_);
+                if (!head_) return;
+                frame = head_->frame;
+                unlink_locked(*head_);
+            }
+            frame.destroy();  // the promise's destructor calls remove(): a no-op now
+        }
+    }
+
+    std::size_t size() const noexcept {
+        std::lock_guard lock(mu_);
+        return size_;
+    }
+
+    /// Records an exception that escaped a goroutine.
+    void report(std::exception_ptr e) noexcept {
+        if (policy_ == on_error::terminate) terminate_with_escaped_exception(e);
+        std::lock_guard lock(mu_);
+        if (!first_error_) first_error_ = e;
+    }
+
+    /// Rethrows (once) the first exception reported since the last call.
+    void rethrow_if_failed() {
+        std::exception_ptr e;
+        {
+            std::lock_guard lock(mu_);
+            e = std::exchange(first_error_, nullptr);
+        }
+        if (e) std::rethrow_exception(e);
+    }
+
+    /// For goroutines spawned on executors that have no registry of their
+    /// own. Nothing drains it, so escaping exceptions terminate the program.
+    static goroutine_registry& process_wide() noexcept {
+        static goroutine_registry r(on_error::terminate);
+        return r;
+    }
+
+private:
+    void unlink_locked(goroutine_node& n) noexcept {
+        if (!n.linked) return;
+        if (n.prev) n.prev->next = n.next; else head_ = n.next;
+        if (n.next) n.next->prev = n.prev;
+        n.prev = n.next = nullptr;
+        n.linked = false;
+        --size_;
+    }
+
+    mutable std::mutex mu_;
+    goroutine_node* head_ = nullptr;
+    std::size_t size_ = 0;
+    std::exception_ptr first_error_;
+    on_error policy_;
+};
+
+}  // namespace csp::detail

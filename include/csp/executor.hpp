@@ -1,0 +1,105 @@
+// csp/executor.hpp - the executor concept and its type-erased handle.
+//
+// An executor is anything that can be handed a suspended coroutine to resume
+// later: `e.post(std::coroutine_handle<>)`. That one operation is all that
+// channels, select and tasks need, so they are not templated on the executor.
+// `executor_ref` erases the executor's type behind a pointer and a function
+// pointer: copying it is free and posting through it costs one indirect call.
+#pragma once
+
+#include <concepts>
+#include <coroutine>
+#include <stdexcept>
+#include <string>
+
+#include "detail/goroutine_registry.hpp"
+
+namespace csp {
+
+/// Anything that accepts a coroutine handle to resume later on its own
+/// thread(s). `post` must be safe to call from any thread.
+template <class E>
+concept executor = requires(E& e, std::coroutine_handle<> h) {
+    { e.post(h) } -> std::same_as<void>;
+};
+
+namespace detail {
+/// An executor may own a registry of the goroutines spawned on it, so that
+/// it can destroy the ones still blocked when it shuts down (see
+/// goroutine_registry.hpp). Executors that do not are given a process-wide one.
+template <class E>
+concept executor_with_registry = executor<E> && requires(E& e) {
+    { e.goroutines() } -> std::same_as<goroutine_registry&>;
+};
+}  // namespace detail
+
+/// A non-owning, type-erased reference to an executor. The executor must
+/// outlive every coroutine that was posted to it or will resume on it.
+class executor_ref {
+public:
+    executor_ref() = default;
+
+    template <executor E>
+        requires(!std::same_as<E, executor_ref>)
+    executor_ref(E& e) noexcept  // NOLINT: implicit by design, like std::function
+        : object_(&e), post_([](void* o, std::coroutine_handle<> h) { static_cast<E*>(o)->post(h); }) {
+        if constexpr (detail::executor_with_registry<E>) registry_ = &e.goroutines();
+    }
+
+    void post(std::coroutine_handle<> h) const { post_(object_, h); }
+
+    explicit operator bool() const noexcept { return object_ != nullptr; }
+    friend bool operator==(const executor_ref& a, const executor_ref& b) noexcept {
+        return a.object_ == b.object_;
+    }
+
+    /// The registry that goroutines spawned on this executor join.
+    detail::goroutine_registry& goroutines() const noexcept {
+        return registry_ ? *registry_ : detail::goroutine_registry::process_wide();
+    }
+
+private:
+    void* object_ = nullptr;
+    void (*post_)(void*, std::coroutine_handle<>) = nullptr;
+    detail::goroutine_registry* registry_ = nullptr;
+};
+
+namespace detail {
+// The executor that is running code on this thread right now. Executors set
+// it around every resumption. It is read through a non-inlined function so
+// that no compiler can cache the thread-local's address across a co_await (a
+// coroutine may resume on another thread, and some compilers do cache it).
+inline thread_local executor_ref current_executor_slot;
+
+[[gnu::noinline]] inline executor_ref current_executor() noexcept { return current_executor_slot; }
+
+/// Sets the current executor for a scope and restores the previous one.
+class current_executor_scope {
+public:
+    explicit current_executor_scope(executor_ref e) noexcept : saved_(current_executor()) { set(e); }
+    ~current_executor_scope() { set(saved_); }
+    current_executor_scope(const current_executor_scope&) = delete;
+    current_executor_scope& operator=(const current_executor_scope&) = delete;
+
+private:
+    [[gnu::noinline]] static void set(executor_ref e) noexcept { current_executor_slot = e; }
+    executor_ref saved_;
+};
+
+/// The current executor, or a clear error for code running outside any.
+inline executor_ref require_current_executor(const char* what) {
+    executor_ref e = current_executor();
+    if (!e) {
+        throw std::logic_error(std::string("csp: ") + what +
+                               " needs a current executor, but this thread is not running one "
+                               "(use csp::spawn(executor, ...) or csp::sync_wait)");
+    }
+    return e;
+}
+}  // namespace detail
+
+/// The executor running the calling goroutine. Throws std::logic_error on a
+/// thread that is not running an executor.
+inline executor_ref this_executor() { return detail::require_current_executor("csp::this_executor()"); }
+
+}  // namespace csp

@@ -1,0 +1,201 @@
+// csp/task.hpp - csp::task<T>, a lazy coroutine that yields a T.
+//
+// A task does nothing until it is awaited. `co_await t` starts it by
+// symmetric transfer (the awaiter's await_suspend returns the task's handle,
+// so the compiler jumps to it instead of calling it) and, when the task ends,
+// its final awaiter transfers back to the awaiting coroutine the same way.
+// Chains of nested co_awaits therefore never grow the stack in optimised
+// builds. The task's value or exception is handed to the awaiter.
+//
+// Symmetric transfer only bounds the stack if the compiler turns it into a
+// tail call. Clang always does; GCC does from -O2 up, but not at -O0/-O1 nor
+// under its sanitizers. There a loop of `co_await some_task()` whose tasks
+// finish without suspending would nest one call per iteration and overflow.
+// So in those builds (CSP_DETAIL_TAIL_CALLS == 0) the awaiter resumes the task
+// with a plain call and a flag tells which side finished first: a task that
+// completes synchronously returns straight into the awaiter, which then does
+// not suspend at all. Loops then run in constant stack; only the nesting depth
+// of co_await chains costs stack, which is what such builds can afford.
+// Define CSP_DETAIL_TAIL_CALLS yourself to override the detection (GCC -O1
+// cannot be detected: it needs CSP_DETAIL_TAIL_CALLS=0).
+#pragma once
+
+#ifndef CSP_DETAIL_TAIL_CALLS
+#if defined(__clang__)
+#define CSP_DETAIL_TAIL_CALLS 1
+#elif defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__) || !defined(__OPTIMIZE__)
+#define CSP_DETAIL_TAIL_CALLS 0
+#else
+#define CSP_DETAIL_TAIL_CALLS 1
+#endif
+#endif
+
+#include <atomic>
+#include <coroutine>
+#include <exception>
+#include <optional>
+#include <stdexcept>
+#include <type_traits>
+#include <utility>
+
+namespace csp {
+
+template <class T = void>
+class task;
+
+namespace detail {
+
+class task_promise_base {
+public:
+    std::suspend_always initial_suspend() noexcept { return {}; }
+
+    struct final_awaiter {
+        bool await_ready() noexcept { return false; }
+        template <class Promise>
+        std::coroutine_handle<> await_suspend(std::coroutine_handle<Promise> self) noexcept {
+            task_promise_base& p = self.promise();
+#if !CSP_DETAIL_TAIL_CALLS
+            // The awaiter is still inside its await_suspend (we completed
+            // synchronously): it will continue by itself when we return.
+            if (!p.awaiter_suspended_.exchange(true, std::memory_order_acq_rel)) return std::noop_coroutine();
+#endif
+            // Transfer back to whoever awaited us. A task that was never
+            // awaited has nothing to go back to.
+            return p.continuation_ ? p.continuation_ : std::noop_coroutine();
+        }
+        void await_resume() noexcept {}
+    };
+    final_awaiter final_suspend() noexcept { return {}; }
+
+    void unhandled_exception() noexcept { error_ = std::current_exception(); }
+
+    void set_continuation(std::coroutine_handle<> c) noexcept { continuation_ = c; }
+
+#if !CSP_DETAIL_TAIL_CALLS
+    /// Without tail calls: starts the task with a plain call and returns
+    /// whether the awaiter must suspend (false if the task already finished).
+    /// The exchange pairs with the one in final_awaiter: whichever side comes
+    /// second continues the awaiter; acq_rel makes the task's result visible.
+    bool start_and_check_suspend(std::coroutine_handle<> self) noexcept {
+        self.resume();
+        return !awaiter_suspended_.exchange(true, std::memory_order_acq_rel);
+    }
+#endif
+
+protected:
+    void rethrow_if_failed() const {
+        if (error_) std::rethrow_exception(error_);
+    }
+
+private:
+    std::coroutine_handle<> continuation_;
+    std::exception_ptr error_;
+#if !CSP_DETAIL_TAIL_CALLS
+    std::atomic<bool> awaiter_suspended_{false};
+#endif
+};
+
+template <class T>
+class task_promise final : public task_promise_base {
+public:
+    task<T> get_return_object() noexcept;
+
+    template <class U = T>
+        requires std::is_constructible_v<T, U&&>
+    void return_value(U&& v) noexcept(std::is_nothrow_constructible_v<T, U&&>) {
+        value_.emplace(std::forward<U>(v));
+    }
+
+    T take_result() {
+        rethrow_if_failed();
+        return std::move(*value_);
+    }
+    T& result_ref() {
+        rethrow_if_failed();
+        return *value_;
+    }
+
+private:
+    std::optional<T> value_;
+};
+
+template <>
+class task_promise<void> final : public task_promise_base {
+public:
+    task<void> get_return_object() noexcept;
+    void return_void() noexcept {}
+    void take_result() { rethrow_if_failed(); }
+    void result_ref() { rethrow_if_failed(); }
+};
+
+}  // namespace detail
+
+/// A lazy coroutine producing a T (or nothing, for task<>). Move-only.
+/// `co_await std::move(t)` (or `co_await make_task()`) runs it and yields its
+/// value, rethrowing any exception it let escape.
+template <class T>
+class [[nodiscard]] task {
+    static_assert(!std::is_reference_v<T>, "csp::task<T&> is not supported; return a pointer or std::reference_wrapper");
+
+public:
+    using promise_type = detail::task_promise<T>;
+    using value_type = T;
+
+    task() noexcept = default;
+    explicit task(std::coroutine_handle<promise_type> h) noexcept : handle_(h) {}
+    task(task&& other) noexcept : handle_(std::exchange(other.handle_, {})) {}
+    task& operator=(task other) noexcept {
+        std::swap(handle_, other.handle_);
+        return *this;
+    }
+    ~task() {
+        if (handle_) handle_.destroy();
+    }
+
+    /// True if this task holds a coroutine (it was not moved from).
+    bool valid() const noexcept { return static_cast<bool>(handle_); }
+
+    auto operator co_await() && noexcept { return awaiter<false>{handle_}; }
+    auto operator co_await() & noexcept { return awaiter<true>{handle_}; }
+
+    /// Gives up ownership of the coroutine frame (used by csp::spawn).
+    std::coroutine_handle<promise_type> release() noexcept { return std::exchange(handle_, {}); }
+
+private:
+    template <bool ByReference>
+    struct awaiter {
+        std::coroutine_handle<promise_type> handle;
+
+        bool await_ready() const noexcept { return !handle || handle.done(); }
+#if CSP_DETAIL_TAIL_CALLS
+        std::coroutine_handle<> await_suspend(std::coroutine_handle<> awaiting) noexcept {
+            handle.promise().set_continuation(awaiting);
+            return handle;
+        }
+#else
+        bool await_suspend(std::coroutine_handle<> awaiting) noexcept {
+            handle.promise().set_continuation(awaiting);
+            return handle.promise().start_and_check_suspend(handle);
+        }
+#endif
+        decltype(auto) await_resume() {
+            if (!handle) throw std::logic_error("csp: co_await on an empty (moved-from) task");
+            if constexpr (ByReference) return handle.promise().result_ref();
+            else return handle.promise().take_result();
+        }
+    };
+
+    std::coroutine_handle<promise_type> handle_;
+};
+
+namespace detail {
+template <class T>
+task<T> task_promise<T>::get_return_object() noexcept {
+    return task<T>(std::coroutine_handle<task_promise<T>>::from_promise(*this));
+}
+inline task<void> task_promise<void>::get_return_object() noexcept {
+    return task<void>(std::coroutine_handle<task_promise<void>>::from_promise(*this));
+}
+}  // namespace detail
+
+}  // namespace csp
