@@ -1,0 +1,3 @@
+module csp/bench/peers/go
+
+go 1.19
