@@ -23,6 +23,7 @@
 #include <stdexcept>
 #include <type_traits>
 #include <utility>
+#include <variant>
 
 #include "detail/channel_state.hpp"
 #include "executor.hpp"
@@ -50,58 +51,86 @@ class channel;
 
 namespace detail {
 
-/// Shared by the send and receive awaiters: parks on one queue of one
-/// channel and unlinks on destruction if the coroutine is destroyed while
-/// parked. The channel lock is taken in await_ready (fast path) and, when
-/// the operation must wait, released at the end of await_suspend.
-class parked_channel_op {
-protected:
-    explicit parked_channel_op(channel_base* ch) noexcept : ch_(ch) {}
-    /// Awaiters may be moved (into a select, or by a compiler that copies
-    /// co_await operands) until they are awaited; never once parked.
-    parked_channel_op(parked_channel_op&& other) noexcept : ch_(other.ch_) {
+/// What the send and receive awaiters share: one waiter for one queue of one
+/// channel, and the blocked_op a plain `co_await` parks with. csp::select
+/// uses the same waiter with the select's own blocked_op instead (the "case
+/// interface" below), so a channel operation is the same object whether it
+/// is awaited alone or as a case of a select.
+///
+/// `armed_` is only touched by the owning coroutine. If the coroutine is
+/// destroyed while armed (runtime shutdown), the destructor unlinks the
+/// waiter under the channel lock, which also waits out a wake-up that a
+/// counterpart may be delivering at that moment.
+class channel_op_base {
+public:
+    channel_op_base(channel_op_base&& other) noexcept : ch_(other.ch_), is_send_(other.is_send_) {
+        // Awaiters may be moved (into a select, or by a compiler that copies
+        // co_await operands) until they are awaited; never once armed.
         if (other.armed_) std::terminate();
     }
-    parked_channel_op& operator=(parked_channel_op&&) = delete;
-    ~parked_channel_op() {
-        if (armed_) {
-            std::lock_guard lock(ch_->mu);
-            queue_->remove(waiter_);
-        }
+    channel_op_base& operator=(channel_op_base&&) = delete;
+
+    // ---- case interface, used by csp::select ----
+
+    /// The lock that guards this case's channel; null for a nil channel.
+    spin_mutex* case_mutex() const noexcept { return ch_ ? &ch_->mu : nullptr; }
+
+    /// Queues this case's waiter for `op` as case `index`. Requires the lock.
+    void case_arm_locked(blocked_op& op, int index, void* slot) noexcept {
+        waiter_.op = &op;
+        waiter_.case_index = index;
+        waiter_.slot = slot;
+        waiter_.status = wait_status::pending;
+        armed_ = true;
+        queue().push_back(waiter_);
     }
 
-    /// Called from await_suspend with ch_->mu held (or with ch_ null for a
-    /// nil channel, which parks forever without queueing anywhere).
-    void park(std::coroutine_handle<> h, wait_queue channel_base::*queue, void* slot) {
+    /// Unlinks the waiter if a counterpart did not already. Takes the lock.
+    void case_disarm() noexcept {
+        if (!armed_) return;
+        std::lock_guard lock(ch_->mu);
+        queue().remove(waiter_);
+        armed_ = false;
+    }
+
+protected:
+    channel_op_base(channel_base* ch, bool is_send) noexcept : ch_(ch), is_send_(is_send) {}
+    ~channel_op_base() { case_disarm(); }
+
+    /// Parks a plain co_await. Called from await_suspend with ch_->mu held
+    /// (or with ch_ null for a nil channel, which parks forever, unqueued).
+    void park(std::coroutine_handle<> h, void* slot) {
         if (!ch_) return;
         executor_ref ex = current_executor();
         if (!ex) {
             ch_->mu.unlock();
             require_current_executor("a blocking channel operation");
         }
-        op_.handle = h;
-        op_.executor = ex;
-        waiter_.op = &op_;
-        waiter_.slot = slot;
-        queue_ = &(ch_->*queue);
-        armed_ = true;
-        queue_->push_back(waiter_);
+        own_op_.handle = h;
+        own_op_.executor = ex;
+        case_arm_locked(own_op_, 0, slot);
         ch_->mu.unlock();  // from here on this frame may be resumed on another thread
     }
 
-    /// Called from await_resume: the counterpart's outcome.
+public:
+    /// The verdict of the counterpart that completed this armed case (ok, or
+    /// closed). Forgets the waiter, which the counterpart already unlinked.
     wait_status take_outcome() noexcept {
         armed_ = false;
         return waiter_.status;
     }
 
+protected:
+
     channel_base* ch_;
 
 private:
-    blocked_op op_;
-    waiter waiter_;
-    wait_queue* queue_ = nullptr;
+    wait_queue& queue() noexcept { return is_send_ ? ch_->sendq : ch_->recvq; }
+
+    bool is_send_;
     bool armed_ = false;
+    waiter waiter_;
+    blocked_op own_op_;
 };
 
 [[noreturn]] inline void throw_send_on_closed() { throw channel_closed("csp: send on closed channel"); }
@@ -110,15 +139,15 @@ private:
 
 /// `co_await ch.send(v)`; throws channel_closed if the channel is or gets
 /// closed. The value is moved from (or, for an lvalue argument, copied) only
-/// when the send happens.
+/// when the send happens. Also usable as a case of csp::select.
 template <class T>
-class send_awaiter : private detail::parked_channel_op {
+class send_awaiter : public detail::channel_op_base {
 public:
-    send_awaiter(detail::channel_state<T>* ch, T& src) noexcept : parked_channel_op(ch), src_(&src) {}
+    send_awaiter(detail::channel_state<T>* ch, T& src) noexcept : channel_op_base(ch, true), src_(&src) {}
     send_awaiter(detail::channel_state<T>* ch, const T& src)
-        : parked_channel_op(ch), copy_(std::in_place, src), src_(&*copy_) {}
+        : channel_op_base(ch, true), copy_(std::in_place, src), src_(&*copy_) {}
     send_awaiter(send_awaiter&& other) noexcept(std::is_nothrow_move_constructible_v<T>)
-        : parked_channel_op(std::move(other)),
+        : channel_op_base(std::move(other)),
           copy_(std::move(other.copy_)),
           src_(copy_ ? &*copy_ : other.src_),
           status_(other.status_) {}
@@ -126,16 +155,35 @@ public:
     bool await_ready() {
         if (!ch_) return false;  // nil: blocks forever
         ch_->mu.lock();
-        status_ = state()->try_send_locked(*src_);
-        if (status_ == chan_status::would_block) return false;  // still locked
+        if (!case_try_locked()) return false;  // still locked: await_suspend parks
         ch_->mu.unlock();
         return true;
     }
-    void await_suspend(std::coroutine_handle<> h) { park(h, &detail::channel_base::sendq, src_); }
+    void await_suspend(std::coroutine_handle<> h) { park(h, src_); }
     void await_resume() {
-        if (status_ == chan_status::would_block)
-            status_ = take_outcome() == detail::wait_status::ok ? chan_status::ok : chan_status::closed;
+        if (status_ == chan_status::would_block) case_woken();
+        case_result();
+    }
+
+    // ---- case interface, used by csp::select ----
+    using case_result_type = std::monostate;
+    /// Tries to send now; true if the case completed (sent, or found the
+    /// channel closed). Requires the lock.
+    bool case_try_locked() noexcept {
+        status_ = state()->try_send_locked(*src_);
+        return status_ != chan_status::would_block;
+    }
+    void case_arm_locked(detail::blocked_op& op, int index) noexcept {
+        channel_op_base::case_arm_locked(op, index, src_);
+    }
+    /// Records the verdict of the counterpart that completed this armed case.
+    void case_woken() noexcept {
+        status_ = take_outcome() == detail::wait_status::ok ? chan_status::ok : chan_status::closed;
+    }
+    /// The outcome of a completed case: throws channel_closed if it was closed.
+    std::monostate case_result() {
         if (status_ == chan_status::closed) detail::throw_send_on_closed();
+        return {};
     }
 
 private:
@@ -147,33 +195,51 @@ private:
 };
 
 /// `co_await ch.recv()` yields std::optional<T>: the value, or nullopt once
-/// the channel is closed and drained.
+/// the channel is closed and drained. Also usable as a case of csp::select.
 template <class T>
-class recv_awaiter : private detail::parked_channel_op {
+class recv_awaiter : public detail::channel_op_base {
 public:
-    explicit recv_awaiter(detail::channel_state<T>* ch) noexcept : parked_channel_op(ch) {}
+    explicit recv_awaiter(detail::channel_state<T>* ch) noexcept : channel_op_base(ch, false) {}
     recv_awaiter(recv_awaiter&& other) noexcept(std::is_nothrow_move_constructible_v<T>)
-        : parked_channel_op(std::move(other)), result_(std::move(other.result_)), done_(other.done_) {}
+        : channel_op_base(std::move(other)), result_(std::move(other.result_)) {}
 
     bool await_ready() {
         if (!ch_) return false;
         ch_->mu.lock();
-        if (state()->try_recv_locked(result_) == chan_status::would_block) return false;  // still locked
+        if (!case_try_locked()) return false;  // still locked: await_suspend parks
         ch_->mu.unlock();
-        done_ = true;
         return true;
     }
-    void await_suspend(std::coroutine_handle<> h) { park(h, &detail::channel_base::recvq, &result_); }
+    void await_suspend(std::coroutine_handle<> h) {
+        parked_ = true;
+        park(h, &result_);
+    }
     std::optional<T> await_resume() {
-        if (!done_) take_outcome();  // ok: result_ was filled; closed: it stays empty
-        return std::move(result_);
+        if (parked_) case_woken();
+        return case_result();
+    }
+
+    // ---- case interface, used by csp::select ----
+    using case_result_type = std::optional<T>;
+    /// Tries to receive now; true if the case completed (a value, or closed
+    /// and drained). Requires the lock.
+    bool case_try_locked() noexcept { return state()->try_recv_locked(result_) != chan_status::would_block; }
+    void case_arm_locked(detail::blocked_op& op, int index) noexcept {
+        channel_op_base::case_arm_locked(op, index, &result_);
+    }
+    /// The counterpart filled result_ (ok) or left it empty (closed).
+    void case_woken() noexcept { take_outcome(); }
+    std::optional<T> case_result() noexcept(std::is_nothrow_move_constructible_v<T>) {
+        std::optional<T> r = std::move(result_);
+        result_.reset();  // so that a case can be awaited again
+        return r;
     }
 
 private:
     detail::channel_state<T>* state() const noexcept { return static_cast<detail::channel_state<T>*>(ch_); }
 
     std::optional<T> result_;
-    bool done_ = false;
+    bool parked_ = false;
 };
 
 template <class T>

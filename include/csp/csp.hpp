@@ -5,6 +5,7 @@
 #include "executor.hpp"
 #include "go.hpp"
 #include "run_loop.hpp"
+#include "select.hpp"
 #include "sync_wait.hpp"
 #include "task.hpp"
 #include "wait_group.hpp"

@@ -1,0 +1,439 @@
+// csp/select.hpp - csp::select: wait on several channel operations, complete exactly one.
+//
+//   auto r = co_await csp::select(jobs.recv(), results.send(x), csp::default_case);
+//   switch (r.index()) {
+//   case 0: use(r.get<0>()); break;   // std::optional<Job>& (nullopt: jobs closed)
+//   case 1: break;                    // x was sent
+//   case 2: break;                    // nothing was ready
+//   }
+//
+// The algorithm is Go's (runtime/select.go), on the waiting machinery of
+// detail/waiter.hpp:
+//  1. Lock every distinct channel of the select, in address order (a global
+//     order, so two selects over the same channels cannot deadlock).
+//  2. Visit the cases in a uniformly random order (argument order for
+//     select_biased) and complete the first that can complete now: a
+//     receive from a waiting sender or the buffer, or from a closed channel
+//     (nullopt); a send to a waiting receiver or into the buffer, or to a
+//     closed channel (which throws channel_closed, as Go panics). Nothing is
+//     taken from or given to any other case.
+//  3. If none can and there is a default_case, choose it.
+//  4. Otherwise queue one waiter per case, all pointing at one blocked_op,
+//     unlock and suspend. Every counterpart must claim the blocked_op (one
+//     compare-and-swap) before it transfers a value, so exactly one case
+//     fires; waiters of the other cases are stale from that moment on and no
+//     counterpart can use them.
+//  5. When woken, unlink the remaining waiters, one channel at a time
+//     (no one can claim them any more, so they need not be locked together).
+// A select's own waiters are queued together only after step 2 failed for
+// all of them, so a select never matches its own send with its own receive.
+//
+// Cost: steps 1 and 4/5 are O(k) lock operations for k cases, plus sorting
+// the k channel addresses (insertion sort on the stack). Nothing is
+// allocated: the waiters live in the select's awaiter, in the coroutine frame.
+#pragma once
+
+#include <algorithm>
+#include <concepts>
+#include <coroutine>
+#include <cstddef>
+#include <cstdint>
+#include <numeric>
+#include <span>
+#include <stdexcept>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include "channel.hpp"
+#include "detail/random.hpp"
+#include "detail/small_buffer.hpp"
+#include "detail/spin_mutex.hpp"
+#include "detail/waiter.hpp"
+#include "executor.hpp"
+
+namespace csp {
+
+/// The case that makes a select non-blocking: chosen when no other case can
+/// complete at once.
+struct default_case_t {
+    explicit constexpr default_case_t() = default;
+};
+inline constexpr default_case_t default_case{};
+
+/// What a case type must provide to take part in a select. The channel
+/// awaiters (ch.recv(), ch.send(v)) are cases; timers will be too.
+template <class C>
+concept select_case = requires(C& c, detail::blocked_op& op, int index) {
+    typename C::case_result_type;
+    { c.case_mutex() } -> std::same_as<detail::spin_mutex*>;  // null: never ready (nil channel)
+    { c.case_try_locked() } -> std::same_as<bool>;            // complete now if possible
+    c.case_arm_locked(op, index);                             // queue a waiter for op
+    c.case_disarm();                                          // unlink it (takes the lock)
+    c.case_woken();                                           // a counterpart completed it
+    { c.case_result() } -> std::same_as<typename C::case_result_type>;
+};
+
+/// The result of a select over a fixed list of cases: which case fired and,
+/// for a receive case, what it received.
+template <class... Rs>
+class select_result {
+public:
+    template <std::size_t I, class... A>
+    explicit select_result(std::in_place_index_t<I> i, A&&... a) : value_(i, std::forward<A>(a)...) {}
+
+    /// The position (in the select's argument list) of the case that fired.
+    std::size_t index() const noexcept { return value_.index(); }
+
+    /// The fired case's value: for a receive case a std::optional<T>
+    /// (nullopt: the channel was closed), std::monostate for the others.
+    /// Throws std::bad_variant_access if case I did not fire.
+    template <std::size_t I>
+    auto& get() & {
+        return std::get<I>(value_);
+    }
+    template <std::size_t I>
+    const auto& get() const& {
+        return std::get<I>(value_);
+    }
+    template <std::size_t I>
+    auto&& get() && {
+        return std::get<I>(std::move(value_));
+    }
+
+private:
+    std::variant<Rs...> value_;
+};
+
+/// The result of a select over a runtime-sized list of cases.
+template <class R>
+class dynamic_select_result {
+public:
+    dynamic_select_result(std::size_t index, std::optional<R> value) : index_(index), value_(std::move(value)) {}
+
+    /// Position of the fired case in the list; the list's size if the
+    /// default case was chosen.
+    std::size_t index() const noexcept { return index_; }
+    /// The fired case's value (std::optional<T> for a receive case).
+    /// Throws std::bad_variant_access if the default case was chosen.
+    R& value() {
+        if (!value_) throw std::bad_variant_access();
+        return *value_;
+    }
+
+private:
+    std::size_t index_;
+    std::optional<R> value_;
+};
+
+namespace detail {
+
+template <class C>
+inline constexpr bool is_default_case = std::is_same_v<std::remove_cvref_t<C>, default_case_t>;
+
+/// The locks of a select's distinct channels, sorted so that every select
+/// takes them in the same global order.
+template <std::size_t N>
+class select_locks {
+public:
+    template <class MutexOf>
+    select_locks(std::size_t cases, MutexOf mutex_of) : locks_(cases) {
+        for (std::size_t i = 0; i < cases; ++i)
+            if (spin_mutex* m = mutex_of(i)) insert(m);
+    }
+    void lock_all() noexcept {
+        for (std::size_t i = 0; i < n_; ++i) locks_[i]->lock();
+    }
+    void unlock_all() noexcept {
+        for (std::size_t i = n_; i-- > 0;) locks_[i]->unlock();
+    }
+
+private:
+    // Insertion into the sorted prefix, skipping duplicates (the same
+    // channel in several cases is locked once).
+    void insert(spin_mutex* m) noexcept {
+        std::size_t i = n_;
+        while (i > 0 && std::less<spin_mutex*>()(m, locks_[i - 1])) --i;
+        if (i > 0 && locks_[i - 1] == m) return;
+        for (std::size_t j = n_; j > i; --j) locks_[j] = locks_[j - 1];
+        locks_[i] = m;
+        ++n_;
+    }
+
+    small_buffer<spin_mutex*, N> locks_;
+    std::size_t n_ = 0;
+};
+
+inline constexpr int default_fired = -2;
+
+/// Steps 1-4 of the algorithm above, for any list of cases. `Cases` gives
+/// size(), mutex(i), try_locked(i) and arm_locked(i, op). Returns true if
+/// the caller must stay suspended (its waiters are armed); otherwise `fired`
+/// holds the completed case, or default_fired.
+///
+/// Every write to the awaiter (`fired`, `armed`, `op`) happens before the
+/// locks are released: after that, a counterpart may resume the coroutine
+/// on another thread, so only locals of this function are touched.
+template <std::size_t N, class Cases>
+bool select_start(Cases& cases, bool biased, bool has_default, blocked_op& op, std::coroutine_handle<> h, int& fired,
+                  bool& armed) {
+    const std::size_t k = cases.size();
+    select_locks<N> locks(k, [&](std::size_t i) { return cases.mutex(i); });
+
+    small_buffer<std::uint32_t, N> order(k);
+    std::iota(order.begin(), order.end(), std::uint32_t(0));
+    if (!biased)  // Fisher-Yates: every permutation equally likely
+        for (std::size_t i = k; i > 1; --i) std::swap(order[i - 1], order[random_below(std::uint32_t(i))]);
+
+    locks.lock_all();
+    for (std::uint32_t i : order) {
+        if (cases.mutex(i) && cases.try_locked(i)) {
+            fired = int(i);
+            locks.unlock_all();
+            return false;
+        }
+    }
+    if (has_default) {
+        fired = default_fired;
+        locks.unlock_all();
+        return false;
+    }
+    executor_ref ex = current_executor();
+    if (!ex) {
+        locks.unlock_all();
+        require_current_executor("a blocking csp::select");
+    }
+    op.handle = h;
+    op.executor = ex;
+    // Armed in the same random order, so that a counterpart finding several
+    // of our cases on one channel takes either (Go's TestPseudoRandomSend).
+    for (std::uint32_t i : order)
+        if (cases.mutex(i)) cases.arm_locked(i, op);
+    armed = true;
+    locks.unlock_all();  // the coroutine may be resumed from here on
+    return true;
+}
+
+/// Step 5: which case fired, with every waiter unlinked.
+template <class Cases>
+int select_finish(Cases& cases, blocked_op& op) {
+    // acquire: pairs with the claimer's compare-and-swap; the transfer it
+    // made into our case is also ordered by the executor's queue.
+    int fired = op.fired.load(std::memory_order_acquire);
+    for (std::size_t i = 0; i < cases.size(); ++i) cases.disarm(i);
+    cases.woken(std::size_t(fired));
+    return fired;
+}
+
+template <class C>
+struct case_result_of {
+    using type = typename C::case_result_type;
+};
+template <>
+struct case_result_of<default_case_t> {
+    using type = std::monostate;
+};
+
+/// select over the fixed list of cases given as arguments.
+template <bool Biased, class... Cases>
+class select_awaiter {
+    static constexpr std::size_t N = sizeof...(Cases);
+    static constexpr std::size_t defaults = (std::size_t(is_default_case<Cases>) + ... + 0);
+    static_assert(N > 0,
+                  "csp::select() needs at least one case (a select with no cases would block forever; "
+                  "co_await a nil channel's recv() if that is really what you want)");
+    static_assert(defaults <= 1, "csp::select accepts at most one default_case");
+    static_assert(((is_default_case<Cases> || select_case<Cases>) && ...),
+                  "csp::select cases are ch.recv(), ch.send(v) and csp::default_case");
+
+public:
+    using result_type = select_result<typename case_result_of<Cases>::type...>;
+
+    template <class... A>
+    explicit select_awaiter(A&&... cases) : cases_(std::forward<A>(cases)...) {}
+    select_awaiter(select_awaiter&& other) noexcept(std::is_nothrow_move_constructible_v<std::tuple<Cases...>>)
+        : cases_(std::move(other.cases_)) {
+        if (other.armed_) std::terminate();  // never moved once awaited
+    }
+    // If the coroutine is destroyed while parked, each case's destructor
+    // unlinks its own waiter; op_ is declared first so it outlives them.
+
+    bool await_ready() const noexcept { return false; }
+    bool await_suspend(std::coroutine_handle<> h) {
+        return select_start<N>(*this, Biased, defaults != 0, op_, h, fired_, armed_);
+    }
+    result_type await_resume() {
+        if (armed_) {
+            armed_ = false;
+            fired_ = select_finish(*this, op_);
+        }
+        if constexpr (defaults != 0)
+            if (fired_ == default_fired) return result_with(std::integral_constant<std::size_t, default_index()>{});
+        return dispatch(std::size_t(fired_), [&](auto i) { return result_with(i); });
+    }
+
+    // The table interface of select_start/select_finish.
+    std::size_t size() const noexcept { return N; }
+    spin_mutex* mutex(std::size_t i) noexcept {
+        return dispatch(i, [&](auto c) -> spin_mutex* {
+            if constexpr (is_default_case<std::tuple_element_t<c, std::tuple<Cases...>>>) return nullptr;
+            else return std::get<c>(cases_).case_mutex();
+        });
+    }
+    bool try_locked(std::size_t i) noexcept {
+        return dispatch(i, [&](auto c) {
+            if constexpr (is_default_case<std::tuple_element_t<c, std::tuple<Cases...>>>) return false;
+            else return std::get<c>(cases_).case_try_locked();
+        });
+    }
+    void arm_locked(std::size_t i, blocked_op& op) noexcept {
+        dispatch(i, [&](auto c) {
+            if constexpr (!is_default_case<std::tuple_element_t<c, std::tuple<Cases...>>>)
+                std::get<c>(cases_).case_arm_locked(op, int(c));
+        });
+    }
+    void disarm(std::size_t i) noexcept {
+        dispatch(i, [&](auto c) {
+            if constexpr (!is_default_case<std::tuple_element_t<c, std::tuple<Cases...>>>)
+                std::get<c>(cases_).case_disarm();
+        });
+    }
+    void woken(std::size_t i) noexcept {
+        dispatch(i, [&](auto c) {
+            if constexpr (!is_default_case<std::tuple_element_t<c, std::tuple<Cases...>>>)
+                std::get<c>(cases_).case_woken();
+        });
+    }
+
+private:
+    static constexpr std::size_t default_index() noexcept {
+        constexpr bool is_default[] = {is_default_case<Cases>...};
+        std::size_t i = 0;
+        while (i < N && !is_default[i]) ++i;
+        return i;
+    }
+
+    /// Calls f(integral_constant<I>) for the runtime index i (< N).
+    template <std::size_t I = 0, class F>
+    static decltype(auto) dispatch(std::size_t i, F&& f) {
+        if constexpr (I + 1 == N) {
+            return f(std::integral_constant<std::size_t, I>{});
+        } else {
+            if (i == I) return f(std::integral_constant<std::size_t, I>{});
+            return dispatch<I + 1>(i, std::forward<F>(f));
+        }
+    }
+
+    template <std::size_t I>
+    result_type result_with(std::integral_constant<std::size_t, I>) {
+        using C = std::tuple_element_t<I, std::tuple<Cases...>>;
+        if constexpr (is_default_case<C>) return result_type(std::in_place_index<I>);
+        else return result_type(std::in_place_index<I>, std::get<I>(cases_).case_result());
+    }
+
+    blocked_op op_;
+    std::tuple<Cases...> cases_;
+    int fired_ = -1;
+    bool armed_ = false;
+};
+
+/// select over a runtime-sized list of cases of one type (Go's reflect.Select).
+template <bool Biased, select_case C>
+class dynamic_select_awaiter {
+public:
+    using result_type = dynamic_select_result<typename C::case_result_type>;
+
+    dynamic_select_awaiter(std::span<C> cases, bool has_default) noexcept : cases_(cases), has_default_(has_default) {}
+    dynamic_select_awaiter(dynamic_select_awaiter&& other) noexcept
+        : cases_(other.cases_), has_default_(other.has_default_) {
+        if (other.armed_) std::terminate();
+    }
+    ~dynamic_select_awaiter() {
+        if (armed_)  // destroyed while parked: the cases outlive us, so unlink them now
+            for (std::size_t i = 0; i < size(); ++i) disarm(i);
+    }
+
+    bool await_ready() const noexcept { return false; }
+    bool await_suspend(std::coroutine_handle<> h) {
+        return select_start<16>(*this, Biased, has_default_, op_, h, fired_, armed_);
+    }
+    result_type await_resume() {
+        if (armed_) {
+            armed_ = false;
+            fired_ = select_finish(*this, op_);
+        }
+        if (fired_ == default_fired) return result_type(cases_.size(), std::nullopt);
+        return result_type(std::size_t(fired_), cases_[std::size_t(fired_)].case_result());
+    }
+
+    std::size_t size() const noexcept { return cases_.size(); }
+    spin_mutex* mutex(std::size_t i) noexcept { return cases_[i].case_mutex(); }
+    bool try_locked(std::size_t i) noexcept { return cases_[i].case_try_locked(); }
+    void arm_locked(std::size_t i, blocked_op& op) noexcept { cases_[i].case_arm_locked(op, int(i)); }
+    void disarm(std::size_t i) noexcept { cases_[i].case_disarm(); }
+    void woken(std::size_t i) noexcept { cases_[i].case_woken(); }
+
+private:
+    blocked_op op_;
+    std::span<C> cases_;
+    bool has_default_;
+    int fired_ = -1;
+    bool armed_ = false;
+};
+
+}  // namespace detail
+
+/// Waits until one of the cases can complete, completes exactly that one
+/// and says which. Among several ready cases one is chosen uniformly at
+/// random; with a default_case, never waits. See the top of this file.
+template <class... Cases>
+auto select(Cases&&... cases) {
+    return detail::select_awaiter<false, std::remove_cvref_t<Cases>...>(std::forward<Cases>(cases)...);
+}
+
+/// Like select, but among ready cases the first in argument order wins.
+template <class... Cases>
+auto select_biased(Cases&&... cases) {
+    return detail::select_awaiter<true, std::remove_cvref_t<Cases>...>(std::forward<Cases>(cases)...);
+}
+
+/// select over a runtime-sized list of cases (e.g. one ch.recv() per
+/// channel of a fan-in). The result's index() is the position in the list.
+/// An empty list without default blocks forever. The cases are used up: build
+/// a fresh list for each select.
+template <select_case C>
+auto select(std::span<C> cases) {
+    return detail::dynamic_select_awaiter<false, C>(cases, false);
+}
+template <select_case C>
+auto select(std::span<C> cases, default_case_t) {
+    return detail::dynamic_select_awaiter<false, C>(cases, true);
+}
+template <select_case C>
+auto select(std::vector<C>& cases) {
+    return select(std::span<C>(cases));
+}
+template <select_case C>
+auto select(std::vector<C>& cases, default_case_t d) {
+    return select(std::span<C>(cases), d);
+}
+template <select_case C>
+auto select_biased(std::span<C> cases) {
+    return detail::dynamic_select_awaiter<true, C>(cases, false);
+}
+template <select_case C>
+auto select_biased(std::span<C> cases, default_case_t) {
+    return detail::dynamic_select_awaiter<true, C>(cases, true);
+}
+template <select_case C>
+auto select_biased(std::vector<C>& cases) {
+    return select_biased(std::span<C>(cases));
+}
+template <select_case C>
+auto select_biased(std::vector<C>& cases, default_case_t d) {
+    return select_biased(std::span<C>(cases), d);
+}
+
+}  // namespace csp
