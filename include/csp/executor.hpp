@@ -44,9 +44,15 @@ public:
     executor_ref(E& e) noexcept  // NOLINT: implicit by design, like std::function
         : object_(&e), post_([](void* o, std::coroutine_handle<> h) { static_cast<E*>(o)->post(h); }) {
         if constexpr (detail::executor_with_registry<E>) registry_ = &e.goroutines();
+        if constexpr (requires(std::coroutine_handle<> h) { e.post_yield(h); })
+            post_yield_ = [](void* o, std::coroutine_handle<> h) { static_cast<E*>(o)->post_yield(h); };
     }
 
     void post(std::coroutine_handle<> h) const { post_(object_, h); }
+
+    /// Queues `h` behind the work already queued (csp::yield). Executors
+    /// without a separate notion of "behind" just post.
+    void post_yield(std::coroutine_handle<> h) const { (post_yield_ ? post_yield_ : post_)(object_, h); }
 
     explicit operator bool() const noexcept { return object_ != nullptr; }
     friend bool operator==(const executor_ref& a, const executor_ref& b) noexcept {
@@ -61,6 +67,7 @@ public:
 private:
     void* object_ = nullptr;
     void (*post_)(void*, std::coroutine_handle<>) = nullptr;
+    void (*post_yield_)(void*, std::coroutine_handle<>) = nullptr;
     detail::goroutine_registry* registry_ = nullptr;
 };
 

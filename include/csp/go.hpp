@@ -109,7 +109,7 @@ inline auto yield() noexcept {
     struct awaiter {
         bool await_ready() const noexcept { return false; }
         void await_suspend(std::coroutine_handle<> h) const {
-            detail::require_current_executor("csp::yield()").post(h);
+            detail::require_current_executor("csp::yield()").post_yield(h);
         }
         void await_resume() const noexcept {}
     };

@@ -18,6 +18,7 @@
 #include <cstddef>
 #include <cstdio>
 #include <exception>
+#include <functional>
 #include <mutex>
 #include <typeinfo>
 #include <utility>
@@ -90,8 +91,27 @@ public:
     /// Records an exception that escaped a goroutine.
     void report(std::exception_ptr e) noexcept {
         if (policy_ == on_error::terminate) terminate_with_escaped_exception(e);
+        std::function<void()> hook;
+        {
+            std::lock_guard lock(mu_);
+            if (first_error_) return;
+            first_error_ = e;
+            hook = on_first_error_;
+        }
+        if (hook) hook();
+    }
+
+    /// Calls `hook` (from the failing goroutine's thread) when the first
+    /// exception is reported. csp::run uses it to stop at once.
+    void on_first_error(std::function<void()> hook) {
         std::lock_guard lock(mu_);
-        if (!first_error_) first_error_ = e;
+        on_first_error_ = std::move(hook);
+    }
+
+    /// Takes the first reported exception, if any, without rethrowing it.
+    std::exception_ptr take_error() noexcept {
+        std::lock_guard lock(mu_);
+        return std::exchange(first_error_, nullptr);
     }
 
     /// Rethrows (once) the first exception reported since the last call.
@@ -125,6 +145,7 @@ private:
     goroutine_node* head_ = nullptr;
     std::size_t size_ = 0;
     std::exception_ptr first_error_;
+    std::function<void()> on_first_error_;
     on_error policy_;
 };
 

@@ -1,0 +1,185 @@
+// csp/detail/timer_queue.hpp - pending timers in a binary min-heap, and the thread that fires them.
+//
+// Each pending timer is a `timer_node` that lives in the waiting coroutine's
+// frame (a sleep, an `after` case of a select) or in a ticker. The heap holds
+// pointers to the nodes and each node knows its heap position, so inserting
+// and cancelling are O(log n) and a million pending timers cost one pointer
+// each in the heap. All of it is guarded by one lock, `mu`.
+//
+// Firing follows the channels' rule (detail/waiter.hpp): the node is removed
+// and its blocked_op claimed and woken with `mu` held, so a frame being
+// destroyed (which cancels its node under `mu`) never races a firing.
+// Tickers are the exception: they send into a channel, whose lock may not be
+// taken under `mu` (a select locks channels and the timer lock in address
+// order), so a ticker is fired after `mu` is released, guarded by its `busy`
+// flag, which the ticker's destructor waits out.
+//
+// Timers are driven by one thread per process that sleeps on a futex until
+// the earliest deadline (never polling). A new earliest deadline wakes it.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "parker.hpp"
+#include "spin_mutex.hpp"
+#include "waiter.hpp"
+
+namespace csp::detail {
+
+using timer_clock = std::chrono::steady_clock;
+
+struct timer_node {
+    static constexpr std::size_t not_queued = std::size_t(-1);
+
+    timer_clock::time_point deadline{};
+    std::uint64_t sequence = 0;  // FIFO among equal deadlines
+    std::size_t heap_index = not_queued;
+    // A one-shot timer claims and wakes `op` as case `case_index`.
+    blocked_op* op = nullptr;
+    int case_index = 0;
+    // A periodic timer (ticker) calls `on_tick` outside the lock instead.
+    void (*on_tick)(void* context, timer_clock::time_point) = nullptr;
+    void* context = nullptr;
+    timer_clock::duration period{};
+    std::atomic<bool> busy{false};
+
+    bool queued() const noexcept { return heap_index != not_queued; }
+};
+
+class timer_queue {
+public:
+    spin_mutex mu;
+
+    timer_queue() = default;
+    timer_queue(const timer_queue&) = delete;
+    timer_queue& operator=(const timer_queue&) = delete;
+    ~timer_queue() {
+        if (thread_.joinable()) {
+            {
+                std::lock_guard lock(mu);
+                stopping_ = true;
+            }
+            wake_.unpark();
+            thread_.join();
+        }
+    }
+
+    /// The process-wide timer queue, with its firing thread.
+    static timer_queue& instance() {
+        static timer_queue q;
+        return q;
+    }
+
+    /// Queues `n` (with its deadline set). Requires `mu`.
+    void insert_locked(timer_node& n) {
+        n.sequence = next_sequence_++;
+        n.heap_index = heap_.size();
+        heap_.push_back(&n);
+        sift_up(n.heap_index);
+        if (heap_[0] == &n) {
+            start_thread_locked();
+            wake_.unpark();  // a new earliest deadline: the thread must re-arm its sleep
+        }
+    }
+
+    /// Removes `n` if it is queued. Requires `mu`.
+    void remove_locked(timer_node& n) noexcept {
+        if (!n.queued()) return;
+        std::size_t i = n.heap_index;
+        std::size_t last = heap_.size() - 1;
+        if (i != last) {
+            swap_nodes(i, last);
+            heap_.pop_back();
+            sift_down(i);
+            sift_up(i);
+        } else {
+            heap_.pop_back();
+        }
+        n.heap_index = timer_node::not_queued;
+    }
+
+    std::size_t size() {
+        std::lock_guard lock(mu);
+        return heap_.size();
+    }
+
+private:
+    static bool earlier(const timer_node* a, const timer_node* b) noexcept {
+        return a->deadline < b->deadline || (a->deadline == b->deadline && a->sequence < b->sequence);
+    }
+    void swap_nodes(std::size_t i, std::size_t j) noexcept {
+        std::swap(heap_[i], heap_[j]);
+        heap_[i]->heap_index = i;
+        heap_[j]->heap_index = j;
+    }
+    void sift_up(std::size_t i) noexcept {
+        while (i > 0) {
+            std::size_t parent = (i - 1) / 2;
+            if (!earlier(heap_[i], heap_[parent])) break;
+            swap_nodes(i, parent);
+            i = parent;
+        }
+    }
+    void sift_down(std::size_t i) noexcept {
+        for (;;) {
+            std::size_t l = 2 * i + 1, r = l + 1, m = i;
+            if (l < heap_.size() && earlier(heap_[l], heap_[m])) m = l;
+            if (r < heap_.size() && earlier(heap_[r], heap_[m])) m = r;
+            if (m == i) return;
+            swap_nodes(i, m);
+            i = m;
+        }
+    }
+
+    void start_thread_locked() {
+        if (!thread_.joinable()) thread_ = std::thread([this] { run(); });
+    }
+
+    void run() {
+        std::vector<timer_node*> ticks;
+        std::unique_lock lock(mu);
+        while (!stopping_) {
+            auto now = timer_clock::now();
+            while (!heap_.empty() && heap_[0]->deadline <= now) fire_locked(*heap_[0], now, ticks);
+            auto next = heap_.empty() ? timer_clock::time_point::max() : heap_[0]->deadline;
+            lock.unlock();
+            for (timer_node* t : ticks) {
+                t->on_tick(t->context, now);
+                t->busy.store(false, std::memory_order_release);  // pairs with the ticker's destructor
+            }
+            ticks.clear();
+            if (next == timer_clock::time_point::max()) wake_.park();
+            else wake_.park_for(next - timer_clock::now());
+            lock.lock();
+        }
+    }
+
+    void fire_locked(timer_node& n, timer_clock::time_point now, std::vector<timer_node*>& ticks) {
+        remove_locked(n);
+        if (n.on_tick) {
+            // Periodic: re-arm at the next multiple of the period after now
+            // (ticks a slow receiver missed are dropped, as in Go).
+            auto missed = (now - n.deadline) / n.period;
+            n.deadline += n.period * (missed + 1);
+            insert_locked(n);
+            n.busy.store(true, std::memory_order_relaxed);
+            ticks.push_back(&n);
+        } else if (n.op->try_claim(n.case_index)) {
+            n.op->wake();
+        }
+    }
+
+    std::vector<timer_node*> heap_;
+    std::uint64_t next_sequence_ = 0;
+    bool stopping_ = false;
+    parker wake_;
+    std::thread thread_;
+};
+
+}  // namespace csp::detail

@@ -1,0 +1,144 @@
+// csp/timer.hpp - sleeping, timeouts and tickers.
+//
+//   co_await csp::sleep_for(10ms);
+//   auto r = co_await csp::select(ch.recv(), csp::after(1s));   // r.index() == 1: timed out
+//   csp::ticker t(100ms);  while (...) co_await t.channel().recv();
+//
+// Timers live in detail/timer_queue.hpp: a heap driven by one sleeping
+// thread, so pending timers cost no CPU and a million of them are cheap.
+// A sleeping coroutine resumes on its own executor.
+#pragma once
+
+#include <chrono>
+#include <coroutine>
+#include <optional>
+#include <stdexcept>
+#include <thread>
+
+#include "channel.hpp"
+#include "detail/timer_queue.hpp"
+#include "executor.hpp"
+
+namespace csp {
+
+using clock = std::chrono::steady_clock;
+
+namespace detail {
+
+/// A one-shot timer that completes at `deadline`: the awaiter behind
+/// sleep_for/sleep_until, and a case of select (csp::after).
+class deadline_timer {
+public:
+    explicit deadline_timer(clock::time_point deadline) noexcept { node_.deadline = deadline; }
+    deadline_timer(deadline_timer&& other) noexcept {
+        if (other.node_.queued()) std::terminate();  // never moved once armed
+        node_.deadline = other.node_.deadline;
+    }
+    deadline_timer& operator=(deadline_timer&&) = delete;
+    ~deadline_timer() { case_disarm(); }
+
+    clock::time_point deadline() const noexcept { return node_.deadline; }
+
+    // ---- awaitable: co_await suspends until the deadline ----
+    bool await_ready() const noexcept { return clock::now() >= node_.deadline; }
+    void await_suspend(std::coroutine_handle<> h) {
+        own_op_.handle = h;
+        own_op_.executor = require_current_executor("csp::sleep_for / csp::after");
+        std::lock_guard lock(queue().mu);
+        case_arm_locked(own_op_, 0);
+    }
+    /// The deadline (Go's time.After delivers the time; we deliver the
+    /// deadline, which is never later than the wake-up).
+    std::optional<clock::time_point> await_resume() noexcept { return case_result(); }
+
+    // ---- case interface, used by csp::select ----
+    using case_result_type = std::optional<clock::time_point>;
+    spin_mutex* case_mutex() noexcept { return &queue().mu; }
+    bool case_try_locked() noexcept { return clock::now() >= node_.deadline; }
+    void case_arm_locked(blocked_op& op, int index) {
+        node_.op = &op;
+        node_.case_index = index;
+        queue().insert_locked(node_);
+    }
+    /// Cancels the timer at once (a timeout case that lost its select
+    /// leaves nothing behind).
+    void case_disarm() noexcept {
+        if (!node_.op) return;  // never armed
+        std::lock_guard lock(queue().mu);
+        queue().remove_locked(node_);
+    }
+    void case_woken() noexcept {}
+    case_result_type case_result() noexcept { return node_.deadline; }
+
+private:
+    static timer_queue& queue() noexcept { return timer_queue::instance(); }
+
+    timer_node node_;
+    blocked_op own_op_;
+};
+
+}  // namespace detail
+
+/// `co_await csp::sleep_until(t)` suspends the calling coroutine until t.
+inline detail::deadline_timer sleep_until(clock::time_point t) noexcept { return detail::deadline_timer(t); }
+
+/// `co_await csp::sleep_for(d)` suspends the calling coroutine for d.
+template <class Rep, class Period>
+detail::deadline_timer sleep_for(std::chrono::duration<Rep, Period> d) noexcept {
+    return detail::deadline_timer(clock::now() + std::chrono::ceil<clock::duration>(d));
+}
+
+/// A timeout, like Go's time.After: its clock starts now. Use it as a case
+/// of csp::select (it fires with the deadline, as a receive case would with
+/// a value), or await it directly.
+template <class Rep, class Period>
+detail::deadline_timer after(std::chrono::duration<Rep, Period> d) noexcept {
+    return detail::deadline_timer(clock::now() + std::chrono::ceil<clock::duration>(d));
+}
+
+/// A deadline as a select case: fires at t.
+inline detail::deadline_timer at(clock::time_point t) noexcept { return detail::deadline_timer(t); }
+
+/// Delivers the time on a channel every `period`, like Go's time.Ticker.
+/// The channel holds one tick; a receiver too slow to take it misses the
+/// ticks that come meanwhile (they are dropped, not queued).
+class ticker {
+public:
+    template <class Rep, class Period>
+    explicit ticker(std::chrono::duration<Rep, Period> period)
+        : channel_(make_channel<clock::time_point>(1)) {
+        auto p = std::chrono::ceil<clock::duration>(period);
+        if (p <= clock::duration::zero()) throw std::invalid_argument("csp::ticker: period must be positive");
+        node_.period = p;
+        node_.deadline = clock::now() + p;
+        node_.context = this;
+        node_.on_tick = [](void* self, clock::time_point now) {
+            (void)static_cast<ticker*>(self)->channel_.try_send(now);  // full: the tick is dropped
+        };
+        std::lock_guard lock(queue().mu);
+        queue().insert_locked(node_);
+    }
+    ticker(const ticker&) = delete;
+    ticker& operator=(const ticker&) = delete;
+    ~ticker() { stop(); }
+
+    /// The channel the ticks arrive on.
+    csp::channel<clock::time_point>& channel() noexcept { return channel_; }
+
+    /// Stops the ticker: no tick is sent after stop() returns.
+    void stop() noexcept {
+        {
+            std::lock_guard lock(queue().mu);
+            queue().remove_locked(node_);
+        }
+        while (node_.busy.load(std::memory_order_acquire)) std::this_thread::yield();  // a tick in flight
+    }
+
+private:
+    static detail::timer_queue& queue() noexcept { return detail::timer_queue::instance(); }
+
+    csp::channel<clock::time_point> channel_;
+    detail::timer_node node_;
+};
+
+}  // namespace csp

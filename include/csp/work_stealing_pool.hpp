@@ -1,0 +1,320 @@
+// csp/work_stealing_pool.hpp - csp's multi-threaded executor.
+//
+// N worker threads, each with its own bounded run queue (detail/local_queue.hpp),
+// a global queue for work posted from outside the pool, and a run-next slot.
+// The design follows Go's scheduler (runtime/proc.go) and tokio's
+// multi-threaded scheduler, reduced to what csp needs:
+//
+// * Posting. From a worker of this pool, post() puts the coroutine in the
+//   worker's run-next slot: a goroutine woken by the running one (a receiver
+//   woken by a send) runs next on the same worker, while its data is hot in
+//   cache. The previous occupant moves to the back of the local queue. From
+//   any other thread, post() goes to the global queue. Nothing allocates
+//   except the global queue when it grows.
+// * Fairness. A worker takes the run-next slot at most `runnext_limit` times
+//   in a row (so a ping-pong pair cannot starve its queue), and looks at the
+//   global queue first every `global_poll_interval` ticks.
+// * Stealing. A worker with nothing to do steals half of another worker's
+//   queue. At most half of the workers search at once (`searching_`), and a
+//   post only wakes a sleeping worker if nobody is searching already, so a
+//   burst of posts wakes one thread, not all of them.
+// * Parking. An idle worker sleeps on its own futex (detail/parker.hpp); an
+//   idle pool uses no CPU.
+//
+// The wake-up protocol (no lost wake-ups). A poster publishes its work, then
+// reads `idle_count_` with a read-modify-write (fetch_add(0)) and, if some
+// worker is idle, tries to claim the one "searching" token with a CAS on
+// `searching_`. A worker about to sleep first gives up searching (an RMW on
+// `searching_`), then registers as idle (an RMW on `idle_count_`), then looks
+// at every queue once more. RMWs on one atomic are totally ordered and each
+// reads the one before it, so either the poster's RMW on `idle_count_` comes
+// first, and the worker's later RMW synchronises with it and its last look
+// sees the work; or the worker's comes first, and the poster sees it idle and
+// (having then seen its searching_ decrement) wakes someone. This uses RMWs
+// instead of fences because ThreadSanitizer does not model fences.
+#pragma once
+
+#include <algorithm>
+#include <atomic>
+#include <coroutine>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <stdexcept>
+#include <thread>
+#include <vector>
+
+#include "detail/goroutine_registry.hpp"
+#include "detail/local_queue.hpp"
+#include "detail/parker.hpp"
+#include "detail/random.hpp"
+#include "detail/ring_buffer.hpp"
+#include "detail/spin_mutex.hpp"
+#include "executor.hpp"
+
+namespace csp {
+
+class work_stealing_pool {
+public:
+    /// Starts `threads` workers (at least one; default: one per hardware thread).
+    explicit work_stealing_pool(std::size_t threads = std::max(1u, std::thread::hardware_concurrency()))
+        : workers_(std::max<std::size_t>(threads, 1)) {
+        idle_.reserve(workers_.size());
+        for (std::size_t i = 0; i < workers_.size(); ++i) workers_[i].index = i;
+        for (auto& w : workers_) w.thread = std::thread([this, &w] { run_worker(w); });
+    }
+
+    work_stealing_pool(const work_stealing_pool&) = delete;
+    work_stealing_pool& operator=(const work_stealing_pool&) = delete;
+
+    /// Stops the workers (each finishes the goroutine it is running), then
+    /// destroys the goroutines that did not finish. Work still queued is
+    /// dropped with them.
+    ~work_stealing_pool() {
+        stop();
+        for (auto& w : workers_)
+            if (w.thread.joinable()) w.thread.join();
+        goroutines_.destroy_all();
+    }
+
+    /// Queues `h`. On a worker of this pool it runs next on that worker;
+    /// from elsewhere it goes to the global queue. Safe from any thread.
+    void post(std::coroutine_handle<> h) {
+        worker* w = current_worker();
+        if (w && w->pool == this) {
+            std::coroutine_handle<> displaced = std::exchange(w->runnext, h);
+            if (!displaced) return;  // the worker runs it when the current goroutine suspends
+            push_local(*w, displaced);
+        } else {
+            push_global(h);
+        }
+        notify_work();
+    }
+
+    /// Queues `h` behind the work already queued (for csp::yield).
+    void post_yield(std::coroutine_handle<> h) {
+        worker* w = current_worker();
+        if (w && w->pool == this) push_local(*w, h);
+        else push_global(h);
+        notify_work();
+    }
+
+    /// Asks the workers to exit once their current goroutine suspends.
+    /// Queued work is not run. Safe from any thread, including a worker.
+    void stop() noexcept {
+        stopping_.store(true, std::memory_order_seq_cst);
+        for (auto& w : workers_) w.parker.unpark();
+    }
+
+    /// True once stop() was called.
+    bool stopping() const noexcept { return stopping_.load(std::memory_order_acquire); }
+
+    std::size_t size() const noexcept { return workers_.size(); }
+
+    /// The goroutines spawned on this pool that are still alive.
+    detail::goroutine_registry& goroutines() noexcept { return goroutines_; }
+
+    /// Scheduling constants (see the top of this file).
+    static constexpr int runnext_limit = 3;
+    static constexpr std::uint32_t global_poll_interval = 61;
+
+private:
+    struct alignas(64) worker {
+        detail::local_queue queue;
+        std::coroutine_handle<> runnext;  // owner only
+        int runnext_streak = 0;           // owner only
+        std::uint32_t tick = 0;           // owner only
+        bool searching = false;           // owner only: counted in searching_
+        bool idle = false;                // guarded by idle_mu_
+        detail::parker parker;
+        std::size_t index = 0;
+        work_stealing_pool* pool = nullptr;
+        std::thread thread;
+    };
+
+    // The worker running on this thread, if any. Read through a non-inlined
+    // function so that no compiler caches it across a suspension point.
+    static inline thread_local worker* current_worker_slot = nullptr;
+    [[gnu::noinline]] static worker* current_worker() noexcept { return current_worker_slot; }
+    [[gnu::noinline]] static void set_current_worker(worker* w) noexcept { current_worker_slot = w; }
+
+    void run_worker(worker& w) {
+        w.pool = this;
+        set_current_worker(&w);
+        detail::current_executor_scope scope(*this);
+        while (std::coroutine_handle<> h = find_work(w)) h.resume();
+        set_current_worker(nullptr);
+    }
+
+    // ---- queues ----
+
+    void push_local(worker& w, std::coroutine_handle<> h) {
+        if (w.queue.push(h)) return;
+        // Full: move half of it, and h, to the global queue in one go.
+        std::lock_guard lock(global_mu_);
+        w.queue.pop_half([&](std::coroutine_handle<> x) { global_push_locked(x); });
+        global_push_locked(h);
+    }
+
+    void push_global(std::coroutine_handle<> h) {
+        std::lock_guard lock(global_mu_);
+        global_push_locked(h);
+    }
+
+    void global_push_locked(std::coroutine_handle<> h) {
+        if (global_.full()) global_.grow();
+        global_.emplace_back(h);
+        global_size_.store(global_.size(), std::memory_order_release);
+    }
+
+    /// Takes one handle from the global queue to run and moves a fair share
+    /// of the rest into the worker's local queue.
+    std::coroutine_handle<> pop_global(worker& w) {
+        if (global_size_.load(std::memory_order_acquire) == 0) return {};
+        std::lock_guard lock(global_mu_);
+        if (global_.empty()) return {};
+        std::coroutine_handle<> first = global_.pop_front();
+        std::size_t share = std::min<std::size_t>(global_.size() / workers_.size(), detail::local_queue::capacity / 2);
+        for (std::size_t i = 0; i < share && w.queue.size() < detail::local_queue::capacity; ++i)
+            w.queue.push(global_.pop_front());
+        global_size_.store(global_.size(), std::memory_order_release);
+        return first;
+    }
+
+    bool any_work_visible() const noexcept {
+        if (global_size_.load(std::memory_order_seq_cst) != 0) return true;
+        for (const auto& w : workers_)
+            if (!w.queue.empty()) return true;
+        return false;
+    }
+
+    // ---- the scheduling loop ----
+
+    std::coroutine_handle<> find_work(worker& w) {
+        for (;;) {
+            if (stopping_.load(std::memory_order_acquire)) return {};
+            if (std::coroutine_handle<> h = take_local_or_global(w)) {
+                stop_searching(w);
+                return h;
+            }
+            if (std::coroutine_handle<> h = try_steal(w)) {
+                stop_searching(w);
+                return h;
+            }
+            park(w);
+        }
+    }
+
+    std::coroutine_handle<> take_local_or_global(worker& w) {
+        if (++w.tick % global_poll_interval == 0)
+            if (auto h = pop_global(w)) return h;
+        if (w.runnext) {
+            if (w.runnext_streak < runnext_limit) {
+                ++w.runnext_streak;
+                return std::exchange(w.runnext, {});
+            }
+            push_local(w, std::exchange(w.runnext, {}));  // let the queue have its turn
+        }
+        w.runnext_streak = 0;
+        if (auto h = w.queue.pop()) return h;
+        return pop_global(w);
+    }
+
+    std::coroutine_handle<> try_steal(worker& w) {
+        const std::size_t n = workers_.size();
+        if (n == 1) return {};
+        if (!w.searching) {
+            // Throttle: at most half of the workers search at once.
+            int s = searching_.load(std::memory_order_relaxed);
+            if (2 * std::size_t(s) >= n) return {};
+            searching_.fetch_add(1, std::memory_order_seq_cst);
+            w.searching = true;
+        }
+        for (int round = 0; round < 4; ++round) {
+            std::size_t start = detail::random_below(std::uint32_t(n));
+            for (std::size_t i = 0; i < n; ++i) {
+                worker& victim = workers_[(start + i) % n];
+                if (&victim == &w) continue;
+                if (auto h = victim.queue.steal_into(w.queue)) return h;
+            }
+            if (auto h = pop_global(w)) return h;
+        }
+        return {};
+    }
+
+    /// A searching worker that found work: if it was the last searcher,
+    /// wake another so that more work, if any, is picked up (Go's
+    /// resetspinning).
+    void stop_searching(worker& w) {
+        if (!w.searching) return;
+        w.searching = false;
+        if (searching_.fetch_sub(1, std::memory_order_seq_cst) == 1) notify_work();
+    }
+
+    void park(worker& w) {
+        if (w.searching) {
+            w.searching = false;
+            searching_.fetch_sub(1, std::memory_order_seq_cst);
+        }
+        {
+            std::lock_guard lock(idle_mu_);
+            w.idle = true;
+            idle_.push_back(&w);
+            idle_count_.fetch_add(1, std::memory_order_seq_cst);
+        }
+        if (!any_work_visible() && !stopping_.load(std::memory_order_seq_cst)) w.parker.park();
+        leave_idle(w);
+    }
+
+    void leave_idle(worker& w) {
+        std::lock_guard lock(idle_mu_);
+        if (!w.idle) {
+            // notify_work() took us off the list and counted us as searching.
+            w.searching = true;
+            return;
+        }
+        w.idle = false;
+        idle_.erase(std::find(idle_.begin(), idle_.end(), &w));
+        idle_count_.fetch_sub(1, std::memory_order_seq_cst);
+    }
+
+    /// Wakes one idle worker to look for work, unless one is searching already.
+    void notify_work() {
+        if (idle_count_.fetch_add(0, std::memory_order_seq_cst) == 0) return;  // an RMW: see the top of the file
+        int zero = 0;
+        if (!searching_.compare_exchange_strong(zero, 1, std::memory_order_seq_cst)) return;
+        worker* w = nullptr;
+        {
+            std::lock_guard lock(idle_mu_);
+            if (!idle_.empty()) {
+                w = idle_.back();
+                idle_.pop_back();
+                w->idle = false;
+                idle_count_.fetch_sub(1, std::memory_order_seq_cst);
+            }
+        }
+        if (!w) {
+            // Everyone got busy meanwhile; they will find the work.
+            searching_.fetch_sub(1, std::memory_order_seq_cst);
+            return;
+        }
+        w->parker.unpark();  // it wakes up searching (see leave_idle)
+    }
+
+    std::vector<worker> workers_;
+
+    detail::spin_mutex global_mu_;
+    detail::ring_buffer<std::coroutine_handle<>> global_;
+    std::atomic<std::size_t> global_size_{0};
+
+    std::mutex idle_mu_;
+    std::vector<worker*> idle_;  // reserved up front: never allocates after start
+    std::atomic<std::size_t> idle_count_{0};
+    std::atomic<int> searching_{0};
+    std::atomic<bool> stopping_{false};
+
+    detail::goroutine_registry goroutines_;
+};
+
+}  // namespace csp
