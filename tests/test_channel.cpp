@@ -10,6 +10,9 @@
 #include "helpers.hpp"
 
 // Counts heap allocations, to prove that channel operations allocate nothing.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"  // malloc/free behind new/delete is the point
+#endif
 static std::atomic<long> g_allocations{0};
 void* operator new(std::size_t n) {
     g_allocations.fetch_add(1, std::memory_order_relaxed);

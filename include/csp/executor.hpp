@@ -105,6 +105,21 @@ inline executor_ref require_current_executor(const char* what) {
 }
 }  // namespace detail
 
+/// Custom executors wrap every resumption in this scope, so that code in the
+/// resumed coroutine (go, this_executor, blocking channel operations) knows
+/// which executor it runs on:
+///
+///     void my_loop::run_one(std::coroutine_handle<> h) {
+///         csp::executor_scope scope(*this);
+///         h.resume();
+///     }
+using executor_scope = detail::current_executor_scope;
+
+/// An executor may own one, returned by a `goroutines()` member, to destroy
+/// the goroutines spawned on it that are still blocked when it shuts down,
+/// and to receive the exceptions that escape them (see run_loop).
+using goroutine_registry = detail::goroutine_registry;
+
 /// The executor running the calling goroutine. Throws std::logic_error on a
 /// thread that is not running an executor.
 inline executor_ref this_executor() { return detail::require_current_executor("csp::this_executor()"); }

@@ -1,10 +1,10 @@
 // csp/go.hpp - goroutines: csp::go, csp::spawn and csp::yield.
 //
-// A goroutine is a detached coroutine: `spawn` wraps a task in a small
-// self-owning frame, registers it with the executor's goroutine registry and
-// posts it. The frame frees itself when the task ends; the executor destroys
-// it if it never ends (see detail/goroutine_registry.hpp). An exception that
-// escapes the task goes to the registry, which never loses it.
+// A goroutine is a detached task: `spawn` takes over the task's frame (no
+// wrapper, one allocation), registers it with the executor's goroutine
+// registry and posts it. The frame frees itself when the task ends; the
+// executor destroys it if it never ends (see detail/goroutine_registry.hpp).
+// An exception that escapes the task goes to the registry, never lost.
 #pragma once
 
 #include <concepts>
@@ -22,45 +22,20 @@ namespace csp {
 
 namespace detail {
 
-/// The self-owning frame of a goroutine.
-struct goroutine_frame {
-    struct promise_type {
-        goroutine_node node;
-        goroutine_registry* registry = nullptr;
-
-        goroutine_frame get_return_object() noexcept {
-            return {std::coroutine_handle<promise_type>::from_promise(*this)};
-        }
-        std::suspend_always initial_suspend() noexcept { return {}; }
-        std::suspend_never final_suspend() noexcept { return {}; }  // frees the frame
-        void return_void() noexcept {}
-        void unhandled_exception() noexcept { registry->report(std::current_exception()); }
-        ~promise_type() {
-            if (registry) registry->remove(node);
-        }
-    };
-    std::coroutine_handle<promise_type> handle;
-};
-
-template <class T>
-goroutine_frame run_detached(task<T> t) {
-    co_await std::move(t);
-}
-
 // Parameters are taken by value, so the callable and its arguments live in
-// this frame for as long as the goroutine runs.
+// this frame for as long as the goroutine runs. (This is the one case where a
+// goroutine costs two frames: the callable's captures must live somewhere.)
 template <class F, class... Args>
-goroutine_frame invoke_detached(F f, Args... args) {
+task<> invoke_detached(F f, Args... args) {
     co_await std::invoke(std::move(f), std::move(args)...);
 }
 
-inline void start(executor_ref ex, goroutine_frame g) {
-    auto& registry = ex.goroutines();
-    auto& promise = g.handle.promise();
-    promise.registry = &registry;
-    promise.node.frame = g.handle;
-    registry.add(promise.node);
-    ex.post(g.handle);
+template <class T>
+void start(executor_ref ex, task<T> t) {
+    auto h = t.release();
+    if (!h) throw std::logic_error("csp::spawn: empty (moved-from) task");
+    h.promise().detach_into(ex.goroutines(), h);
+    ex.post(h);
 }
 
 template <class T>
@@ -74,7 +49,7 @@ struct is_task<task<T>> : std::true_type {};
 template <class T>
 void spawn(executor_ref ex, task<T> t) {
     if (!ex) throw std::logic_error("csp::spawn: null executor");
-    detail::start(ex, detail::run_detached(std::move(t)));
+    detail::start(ex, std::move(t));
 }
 
 /// Starts `f(args...)` (which must return a csp::task) as a goroutine on

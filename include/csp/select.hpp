@@ -29,8 +29,10 @@
 // all of them, so a select never matches its own send with its own receive.
 //
 // Cost: steps 1 and 4/5 are O(k) lock operations for k cases, plus sorting
-// the k channel addresses (insertion sort on the stack). Nothing is
-// allocated: the waiters live in the select's awaiter, in the coroutine frame.
+// the k channel addresses (insertion sort on the stack for up to 16 cases,
+// std::sort beyond). Nothing is allocated: the waiters live in the select's
+// awaiter, in the coroutine frame (a runtime-sized select over more than 16
+// cases allocates two scratch arrays per call).
 #pragma once
 
 #include <algorithm>
@@ -140,8 +142,16 @@ class select_locks {
 public:
     template <class MutexOf>
     select_locks(std::size_t cases, MutexOf mutex_of) : locks_(cases) {
+        if (cases <= N) {
+            for (std::size_t i = 0; i < cases; ++i)
+                if (spin_mutex* m = mutex_of(i)) insert(m);
+            return;
+        }
+        // A long runtime-sized list: sort once instead.
         for (std::size_t i = 0; i < cases; ++i)
-            if (spin_mutex* m = mutex_of(i)) insert(m);
+            if (spin_mutex* m = mutex_of(i)) locks_[n_++] = m;
+        std::sort(locks_.begin(), locks_.begin() + n_, std::less<spin_mutex*>());
+        n_ = std::size_t(std::unique(locks_.begin(), locks_.begin() + n_) - locks_.begin());
     }
     void lock_all() noexcept {
         for (std::size_t i = 0; i < n_; ++i) locks_[i]->lock();

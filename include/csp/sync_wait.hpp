@@ -96,7 +96,16 @@ detail::await_result_t<A> sync_wait(A&& awaitable) {
     using R = detail::await_result_t<A>;
     detail::sync_wait_result<R> out;
     run_loop loop;
-    auto driver = detail::drive<A, R>(awaitable, out, loop);
+    // A movable rvalue awaitable (a task, a channel operation, a select) is
+    // moved here, after the loop, so that it is destroyed before the loop.
+    // If the loop stops early (a goroutine started inside threw), the
+    // abandoned operation then unlinks itself while the loop that it could
+    // be woken on still exists.
+    using stored = std::conditional_t<!std::is_lvalue_reference_v<A> && std::is_move_constructible_v<std::remove_cvref_t<A>>,
+                                      std::remove_cvref_t<A>, A&>;
+    stored local(std::forward<std::conditional_t<std::is_reference_v<stored>, std::remove_reference_t<A>&, A>>(awaitable));
+    using operand = std::conditional_t<std::is_reference_v<stored>, A, stored>;
+    auto driver = detail::drive<operand, R>(local, out, loop);
     struct destroy_on_exit {
         std::coroutine_handle<> h;
         ~destroy_on_exit() { h.destroy(); }

@@ -38,6 +38,8 @@
 #include <type_traits>
 #include <utility>
 
+#include "detail/goroutine_registry.hpp"
+
 namespace csp {
 
 template <class T = void>
@@ -54,6 +56,14 @@ public:
         template <class Promise>
         std::coroutine_handle<> await_suspend(std::coroutine_handle<Promise> self) noexcept {
             task_promise_base& p = self.promise();
+            if (p.registry_) {
+                // The root of a goroutine: nobody awaits it. Report an
+                // escaping exception, then free the frame (allowed here: the
+                // coroutine is suspended), which leaves the registry.
+                if (p.error_) p.registry_->report(p.error_);
+                self.destroy();
+                return std::noop_coroutine();
+            }
 #if !CSP_DETAIL_TAIL_CALLS
             // The awaiter is still inside its await_suspend (we completed
             // synchronously): it will continue by itself when we return.
@@ -70,6 +80,22 @@ public:
     void unhandled_exception() noexcept { error_ = std::current_exception(); }
 
     void set_continuation(std::coroutine_handle<> c) noexcept { continuation_ = c; }
+
+    /// Makes this task the root of a goroutine (see csp::spawn): it joins
+    /// `registry`, frees its own frame when it ends and reports an escaping
+    /// exception to the registry. One frame per goroutine, no wrapper.
+    void detach_into(goroutine_registry& registry, std::coroutine_handle<> self) noexcept {
+        registry_ = &registry;
+        node_.frame = self;
+        registry.add(node_);
+    }
+
+    task_promise_base() = default;
+    task_promise_base(const task_promise_base&) = delete;
+    task_promise_base& operator=(const task_promise_base&) = delete;
+    ~task_promise_base() {
+        if (registry_) registry_->remove(node_);  // finished, or destroyed at shutdown
+    }
 
 #if !CSP_DETAIL_TAIL_CALLS
     /// Without tail calls: starts the task with a plain call and returns
@@ -90,6 +116,8 @@ protected:
 private:
     std::coroutine_handle<> continuation_;
     std::exception_ptr error_;
+    goroutine_registry* registry_ = nullptr;  // non-null: the detached root of a goroutine
+    goroutine_node node_;
 #if !CSP_DETAIL_TAIL_CALLS
     std::atomic<bool> awaiter_suspended_{false};
 #endif

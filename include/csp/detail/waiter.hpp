@@ -103,14 +103,6 @@ public:
         return nullptr;
     }
 
-    /// True if some waiter could still be claimed. Only a hint for select's
-    /// readiness scan; claim_front is the authority.
-    bool has_live_waiter() const noexcept {
-        for (waiter* w = head_; w; w = w->next)
-            if (w->op->fired.load(std::memory_order_acquire) == blocked_op::not_fired) return true;
-        return false;
-    }
-
 private:
     waiter* head_ = nullptr;
     waiter* tail_ = nullptr;
