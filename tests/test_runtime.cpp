@@ -83,3 +83,75 @@ TEST_CASE("the run's current executor is the pool inside every goroutine") {
     });
     CHECK(ok);
 }
+
+TEST_CASE("run throws deadlock_error when every goroutine is blocked, naming them") {
+    try {
+        csp::run([]() -> csp::task<> {
+            auto a = csp::make_channel<int>();
+            auto b = csp::make_channel<int>();
+            csp::go([](csp::channel<int> c) -> csp::task<> { co_await c.recv(); }(b));
+            co_await a.recv();  // nobody will ever send
+        });
+        FAIL("no deadlock_error");
+    } catch (const csp::deadlock_error& e) {
+        std::string msg = e.what();
+        INFO(msg);
+        CHECK(msg.find("all goroutines are asleep") != std::string::npos);
+        CHECK(msg.find("receive from channel") != std::string::npos);
+        CHECK(msg.find("test_runtime.cpp") != std::string::npos);
+    }
+}
+
+TEST_CASE("a deadlock on a wait_group or a select is detected too") {
+    CHECK_THROWS_AS(csp::run([]() -> csp::task<> {
+                        csp::wait_group wg;
+                        wg.add(1);
+                        co_await wg.wait();
+                    }),
+                    csp::deadlock_error);
+    CHECK_THROWS_AS(csp::run([]() -> csp::task<> {
+                        auto a = csp::make_channel<int>();
+                        co_await csp::select(a.recv(), a.send(1));  // cannot match itself
+                    }),
+                    csp::deadlock_error);
+}
+
+TEST_CASE("a goroutine sleeping on a timer is not a deadlock") {
+    using namespace std::chrono_literals;
+    int v = csp::run([]() -> csp::task<int> {
+        auto ch = csp::make_channel<int>();
+        csp::go([](csp::channel<int> c) -> csp::task<> {
+            co_await csp::sleep_for(150ms);  // longer than the detector's grace period
+            co_await c.send(4);
+        }(ch));
+        co_return *co_await ch.recv();
+    });
+    CHECK(v == 4);
+}
+
+TEST_CASE("a plain thread in sync_wait keeps the runtime from being called deadlocked") {
+    auto ch = csp::make_channel<int>();
+    long drivers_before = csp::detail::external_drivers.load();
+    std::thread feeder([&] { csp::sync_wait(ch.send(5)); });
+    // Start the runtime only once the thread is inside sync_wait.
+    while (csp::detail::external_drivers.load() == drivers_before) std::this_thread::yield();
+    int v = csp::run([&]() -> csp::task<int> { co_return *co_await ch.recv(); });
+    feeder.join();
+    CHECK(v == 5);
+}
+
+TEST_CASE("deadlock detection can be switched off") {
+    auto ch = csp::make_channel<int>();
+    std::thread feeder;
+    int v = csp::run(csp::run_options{.detect_deadlocks = false}, [&]() -> csp::task<int> {
+        // A plain thread that feeds the runtime with try_send, which the
+        // detector cannot see: with detection off, run just waits.
+        feeder = std::thread([ch]() mutable {
+            std::this_thread::sleep_for(std::chrono::milliseconds(120));
+            while (ch.try_send(9) != csp::chan_status::ok) std::this_thread::yield();
+        });
+        co_return *co_await ch.recv();
+    }());
+    feeder.join();
+    CHECK(v == 9);
+}

@@ -27,6 +27,7 @@
 
 #include "detail/channel_state.hpp"
 #include "executor.hpp"
+#include "task.hpp"
 
 namespace csp {
 
@@ -99,7 +100,10 @@ protected:
 
     /// Parks a plain co_await. Called from await_suspend with ch_->mu held
     /// (or with ch_ null for a nil channel, which parks forever, unqueued).
-    void park(std::coroutine_handle<> h, void* slot) {
+    void park(std::coroutine_handle<> h, void* slot, goroutine_node* g) {
+        note_.park(g, is_send_ ? (ch_ ? "send on channel" : "send on nil channel")
+                               : (ch_ ? "receive from channel" : "receive from nil channel"),
+                   ch_);
         if (!ch_) return;
         executor_ref ex = current_executor();
         if (!ex) {
@@ -117,6 +121,7 @@ public:
     /// closed). Forgets the waiter, which the counterpart already unlinked.
     wait_status take_outcome() noexcept {
         armed_ = false;
+        note_.unpark();
         return waiter_.status;
     }
 
@@ -131,6 +136,7 @@ private:
     bool armed_ = false;
     waiter waiter_;
     blocked_op own_op_;
+    wait_note note_;
 };
 
 [[noreturn]] inline void throw_send_on_closed() { throw channel_closed("csp: send on closed channel"); }
@@ -159,7 +165,10 @@ public:
         ch_->mu.unlock();
         return true;
     }
-    void await_suspend(std::coroutine_handle<> h) { park(h, src_); }
+    template <class P>
+    void await_suspend(std::coroutine_handle<P> h) {
+        park(h, src_, detail::goroutine_of(h));
+    }
     void await_resume() {
         if (status_ == chan_status::would_block) case_woken();
         case_result();
@@ -210,9 +219,10 @@ public:
         ch_->mu.unlock();
         return true;
     }
-    void await_suspend(std::coroutine_handle<> h) {
+    template <class P>
+    void await_suspend(std::coroutine_handle<P> h) {
         parked_ = true;
-        park(h, &result_);
+        park(h, &result_, detail::goroutine_of(h));
     }
     std::optional<T> await_resume() {
         if (parked_) case_woken();

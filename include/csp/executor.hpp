@@ -7,6 +7,7 @@
 // pointer: copying it is free and posting through it costs one indirect call.
 #pragma once
 
+#include <atomic>
 #include <concepts>
 #include <coroutine>
 #include <stdexcept>
@@ -44,6 +45,8 @@ public:
     executor_ref(E& e) noexcept  // NOLINT: implicit by design, like std::function
         : object_(&e), post_([](void* o, std::coroutine_handle<> h) { static_cast<E*>(o)->post(h); }) {
         if constexpr (detail::executor_with_registry<E>) registry_ = &e.goroutines();
+        if constexpr (requires { { e.pending_wakeups() } -> std::same_as<std::atomic<long>&>; })
+            pending_wakeups_ = &e.pending_wakeups();
         if constexpr (requires(std::coroutine_handle<> h) { e.post_yield(h); })
             post_yield_ = [](void* o, std::coroutine_handle<> h) { static_cast<E*>(o)->post_yield(h); };
     }
@@ -59,6 +62,10 @@ public:
         return a.object_ == b.object_;
     }
 
+    /// A counter of pending wake-ups from outside the executor (timers), for
+    /// executors that detect deadlocks; null for the others.
+    std::atomic<long>* pending_wakeups() const noexcept { return pending_wakeups_; }
+
     /// The registry that goroutines spawned on this executor join.
     detail::goroutine_registry& goroutines() const noexcept {
         return registry_ ? *registry_ : detail::goroutine_registry::process_wide();
@@ -69,6 +76,7 @@ private:
     void (*post_)(void*, std::coroutine_handle<>) = nullptr;
     void (*post_yield_)(void*, std::coroutine_handle<>) = nullptr;
     detail::goroutine_registry* registry_ = nullptr;
+    std::atomic<long>* pending_wakeups_ = nullptr;
 };
 
 namespace detail {

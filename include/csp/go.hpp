@@ -11,6 +11,7 @@
 #include <coroutine>
 #include <exception>
 #include <functional>
+#include "detail/source_location.hpp"
 #include <type_traits>
 #include <utility>
 
@@ -31,10 +32,10 @@ task<> invoke_detached(F f, Args... args) {
 }
 
 template <class T>
-void start(executor_ref ex, task<T> t) {
+void start(executor_ref ex, task<T> t, const csp::source_location& origin) {
     auto h = t.release();
     if (!h) throw std::logic_error("csp::spawn: empty (moved-from) task");
-    h.promise().detach_into(ex.goroutines(), h);
+    h.promise().detach_into(ex.goroutines(), h, origin);
     ex.post(h);
 }
 
@@ -43,39 +44,67 @@ struct is_task : std::false_type {};
 template <class T>
 struct is_task<task<T>> : std::true_type {};
 
+template <class F, class... Args>
+concept task_factory = !is_task<std::remove_cvref_t<F>>::value && std::invocable<std::decay_t<F>, std::decay_t<Args>...> &&
+                       is_task<std::invoke_result_t<std::decay_t<F>, std::decay_t<Args>...>>::value;
+
+template <class F, class... Args>
+void spawn_callable(executor_ref ex, const csp::source_location& origin, F&& f, Args&&... args) {
+    if (!ex) throw std::logic_error("csp::spawn: null executor");
+    start(ex,
+          invoke_detached(std::decay_t<F>(std::forward<F>(f)), std::decay_t<Args>(std::forward<Args>(args))...),
+          origin);
+}
+
 }  // namespace detail
+
+// Every form records where the goroutine was started (for deadlock reports
+// and goroutine dumps), except the callable-with-arguments forms, where a
+// defaulted csp::source_location cannot follow the argument pack.
 
 /// Starts `t` as a goroutine on `ex`.
 template <class T>
-void spawn(executor_ref ex, task<T> t) {
+void spawn(executor_ref ex, task<T> t, csp::source_location origin = csp::source_location::current()) {
     if (!ex) throw std::logic_error("csp::spawn: null executor");
-    detail::start(ex, std::move(t));
+    detail::start(ex, std::move(t), origin);
 }
 
-/// Starts `f(args...)` (which must return a csp::task) as a goroutine on
-/// `ex`. The callable and the arguments are moved into the goroutine, so a
-/// capturing lambda is safe here, unlike `spawn(ex, lambda())`.
-template <class F, class... Args>
-    requires(!detail::is_task<std::remove_cvref_t<F>>::value) &&
-            std::invocable<std::decay_t<F>, std::decay_t<Args>...> &&
-            detail::is_task<std::invoke_result_t<std::decay_t<F>, std::decay_t<Args>...>>::value
-void spawn(executor_ref ex, F&& f, Args&&... args) {
-    if (!ex) throw std::logic_error("csp::spawn: null executor");
-    detail::start(ex, detail::invoke_detached(std::decay_t<F>(std::forward<F>(f)),
-                                              std::decay_t<Args>(std::forward<Args>(args))...));
+/// Starts `f()` (which must return a csp::task) as a goroutine on `ex`.
+/// The callable is moved into the goroutine, so a capturing lambda is safe
+/// here, unlike `spawn(ex, lambda())`.
+template <class F>
+    requires detail::task_factory<F>
+void spawn(executor_ref ex, F&& f, csp::source_location origin = csp::source_location::current()) {
+    detail::spawn_callable(ex, origin, std::forward<F>(f));
+}
+
+/// Starts `f(args...)` as a goroutine on `ex`; the callable and the
+/// arguments are moved into the goroutine (like std::thread).
+template <class F, class A, class... Args>
+    requires detail::task_factory<F, A, Args...> && (!std::is_same_v<std::remove_cvref_t<A>, csp::source_location>)
+void spawn(executor_ref ex, F&& f, A&& a, Args&&... args) {
+    detail::spawn_callable(ex, csp::source_location(), std::forward<F>(f), std::forward<A>(a),
+                           std::forward<Args>(args)...);
 }
 
 /// Starts a goroutine on the executor running the caller. Throws
 /// std::logic_error on a thread that runs no executor.
 template <class T>
-void go(task<T> t) {
-    spawn(detail::require_current_executor("csp::go()"), std::move(t));
+void go(task<T> t, csp::source_location origin = csp::source_location::current()) {
+    detail::start(detail::require_current_executor("csp::go()"), std::move(t), origin);
 }
 
-template <class F, class... Args>
-    requires(!detail::is_task<std::remove_cvref_t<F>>::value)
-void go(F&& f, Args&&... args) {
-    spawn(detail::require_current_executor("csp::go()"), std::forward<F>(f), std::forward<Args>(args)...);
+template <class F>
+    requires detail::task_factory<F>
+void go(F&& f, csp::source_location origin = csp::source_location::current()) {
+    detail::spawn_callable(detail::require_current_executor("csp::go()"), origin, std::forward<F>(f));
+}
+
+template <class F, class A, class... Args>
+    requires detail::task_factory<F, A, Args...> && (!std::is_same_v<std::remove_cvref_t<A>, csp::source_location>)
+void go(F&& f, A&& a, Args&&... args) {
+    detail::spawn_callable(detail::require_current_executor("csp::go()"), csp::source_location(),
+                           std::forward<F>(f), std::forward<A>(a), std::forward<Args>(args)...);
 }
 
 /// `co_await csp::yield()` lets the other coroutines queued on the current

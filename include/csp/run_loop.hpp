@@ -12,6 +12,7 @@
 #include <cstddef>
 #include <mutex>
 
+#include "detail/activity.hpp"
 #include "detail/goroutine_registry.hpp"
 #include "detail/ring_buffer.hpp"
 #include "executor.hpp"
@@ -67,6 +68,7 @@ public:
     /// Runs, sleeping when idle (no spinning), until stop() is called.
     /// Queued work left at the time of stop() stays queued.
     void run() {
+        detail::external_driver_scope driving;  // may wake goroutines elsewhere (deadlock detection)
         std::unique_lock lock(mu_);
         while (!stop_requested_) {
             if (queue_.empty()) {

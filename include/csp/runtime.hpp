@@ -18,6 +18,8 @@
 #include <functional>
 #include <mutex>
 #include <optional>
+#include <stdexcept>
+#include <string>
 #include <type_traits>
 #include <utility>
 
@@ -31,6 +33,19 @@ namespace csp {
 struct run_options {
     /// Worker threads; 0 means one per hardware thread.
     std::size_t threads = 0;
+    /// Throw csp::deadlock_error when every goroutine is blocked and
+    /// nothing outside can wake one (see work_stealing_pool::detect_deadlocks).
+    /// Turn it off if plain threads feed the runtime's channels with
+    /// try_send/close/wait_group::done rather than through sync_wait.
+    bool detect_deadlocks = true;
+};
+
+/// Thrown by csp::run when all goroutines are asleep, like Go's
+/// "fatal error: all goroutines are asleep - deadlock!". The message lists
+/// each goroutine, where it was started and what it is blocked on.
+class deadlock_error : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
 };
 
 namespace detail {
@@ -42,6 +57,7 @@ struct main_outcome {
     std::condition_variable cv;
     bool finished = false;
     std::exception_ptr error;
+    std::string deadlock;  // the detector's report, if it fired
     std::optional<std::conditional_t<std::is_void_v<T>, char, T>> value;
 
     void finish() {
@@ -74,39 +90,49 @@ task<> run_main(task<T> main, main_outcome<T>& out) {
 
 /// Runs `main` on a fresh runtime and returns its value (or rethrows).
 template <class T>
-T run(run_options options, task<T> main) {
+T run(run_options options, task<T> main, source_location origin = source_location::current()) {
     detail::main_outcome<T> out;
     std::exception_ptr goroutine_error;
     {
         work_stealing_pool pool(options.threads ? options.threads : std::max(1u, std::thread::hardware_concurrency()));
         pool.goroutines().on_first_error([&out] { out.finish(); });
-        spawn(pool, detail::run_main(std::move(main), out));
+        if (options.detect_deadlocks)
+            pool.detect_deadlocks([&out](std::string report) {
+                {
+                    std::lock_guard lock(out.mu);
+                    out.deadlock = std::move(report);
+                }
+                out.finish();
+            });
+        spawn(pool, detail::run_main(std::move(main), out), origin);
         out.wait();
         pool.stop();
         goroutine_error = pool.goroutines().take_error();
     }  // joins the workers and destroys the goroutines left behind
     if (goroutine_error) std::rethrow_exception(goroutine_error);
+    if (!out.deadlock.empty())
+        throw deadlock_error("csp: all goroutines are asleep - deadlock!\n" + out.deadlock);
     if (out.error) std::rethrow_exception(out.error);
     if constexpr (!std::is_void_v<T>) return std::move(*out.value);
 }
 
 template <class T>
-T run(task<T> main) {
-    return run(run_options{}, std::move(main));
+T run(task<T> main, source_location origin = source_location::current()) {
+    return run(run_options{}, std::move(main), origin);
 }
 
-/// Runs `f(args...)`, which returns a csp::task, as the main goroutine. The
+/// Runs `f()`, which returns a csp::task, as the main goroutine. The
 /// callable is kept alive for the whole run, so capturing lambdas are safe.
-template <class F, class... Args>
-    requires std::invocable<F&, Args&...> && detail::is_task<std::invoke_result_t<F&, Args&...>>::value
-auto run(run_options options, F&& f, Args&&... args) {
-    return run(options, std::invoke(f, args...));
+template <class F>
+    requires std::invocable<F&> && detail::is_task<std::invoke_result_t<F&>>::value
+auto run(run_options options, F&& f, source_location origin = source_location::current()) {
+    return run(options, std::invoke(f), origin);
 }
 
-template <class F, class... Args>
-    requires std::invocable<F&, Args&...> && detail::is_task<std::invoke_result_t<F&, Args&...>>::value
-auto run(F&& f, Args&&... args) {
-    return run(run_options{}, std::invoke(f, args...));
+template <class F>
+    requires std::invocable<F&> && detail::is_task<std::invoke_result_t<F&>>::value
+auto run(F&& f, source_location origin = source_location::current()) {
+    return run(run_options{}, std::invoke(f), origin);
 }
 
 }  // namespace csp

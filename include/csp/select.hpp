@@ -271,10 +271,13 @@ public:
     // unlinks its own waiter; op_ is declared first so it outlives them.
 
     bool await_ready() const noexcept { return false; }
-    bool await_suspend(std::coroutine_handle<> h) {
+    template <class P>
+    bool await_suspend(std::coroutine_handle<P> h) {
+        note_.park(goroutine_of(h), "select", nullptr);
         return select_start<N>(*this, Biased, defaults != 0, op_, h, fired_, armed_);
     }
     result_type await_resume() {
+        note_.unpark();
         if (armed_) {
             armed_ = false;
             fired_ = select_finish(*this, op_);
@@ -347,6 +350,7 @@ private:
     std::tuple<Cases...> cases_;
     int fired_ = -1;
     bool armed_ = false;
+    wait_note note_;
 };
 
 /// select over a runtime-sized list of cases of one type (Go's reflect.Select).
@@ -366,10 +370,13 @@ public:
     }
 
     bool await_ready() const noexcept { return false; }
-    bool await_suspend(std::coroutine_handle<> h) {
+    template <class P>
+    bool await_suspend(std::coroutine_handle<P> h) {
+        note_.park(goroutine_of(h), "select", nullptr);
         return select_start<16>(*this, Biased, has_default_, op_, h, fired_, armed_);
     }
     result_type await_resume() {
+        note_.unpark();
         if (armed_) {
             armed_ = false;
             fired_ = select_finish(*this, op_);
@@ -391,6 +398,7 @@ private:
     bool has_default_;
     int fired_ = -1;
     bool armed_ = false;
+    wait_note note_;
 };
 
 }  // namespace detail

@@ -34,6 +34,7 @@
 #include <coroutine>
 #include <exception>
 #include <optional>
+#include "detail/source_location.hpp"
 #include <stdexcept>
 #include <type_traits>
 #include <utility>
@@ -84,11 +85,19 @@ public:
     /// Makes this task the root of a goroutine (see csp::spawn): it joins
     /// `registry`, frees its own frame when it ends and reports an escaping
     /// exception to the registry. One frame per goroutine, no wrapper.
-    void detach_into(goroutine_registry& registry, std::coroutine_handle<> self) noexcept {
+    void detach_into(goroutine_registry& registry, std::coroutine_handle<> self,
+                     const csp::source_location& origin) noexcept {
         registry_ = &registry;
         node_.frame = self;
+        node_.origin = origin;
+        goroutine_ = &node_;
         registry.add(node_);
     }
+
+    /// The goroutine this task runs in (set on the root by detach_into and
+    /// handed down to each awaited task), or null outside goroutines.
+    goroutine_node* goroutine() const noexcept { return goroutine_; }
+    void set_goroutine(goroutine_node* g) noexcept { goroutine_ = g; }
 
     task_promise_base() = default;
     task_promise_base(const task_promise_base&) = delete;
@@ -117,11 +126,19 @@ private:
     std::coroutine_handle<> continuation_;
     std::exception_ptr error_;
     goroutine_registry* registry_ = nullptr;  // non-null: the detached root of a goroutine
+    goroutine_node* goroutine_ = nullptr;
     goroutine_node node_;
 #if !CSP_DETAIL_TAIL_CALLS
     std::atomic<bool> awaiter_suspended_{false};
 #endif
 };
+
+/// The goroutine a coroutine runs in, if it is a csp::task of a goroutine.
+template <class P>
+goroutine_node* goroutine_of(std::coroutine_handle<P> h) noexcept {
+    if constexpr (std::is_base_of_v<task_promise_base, P>) return h.promise().goroutine();
+    else return nullptr;
+}
 
 template <class T>
 class task_promise final : public task_promise_base {
@@ -196,13 +213,17 @@ private:
 
         bool await_ready() const noexcept { return !handle || handle.done(); }
 #if CSP_DETAIL_TAIL_CALLS
-        std::coroutine_handle<> await_suspend(std::coroutine_handle<> awaiting) noexcept {
+        template <class P>
+        std::coroutine_handle<> await_suspend(std::coroutine_handle<P> awaiting) noexcept {
             handle.promise().set_continuation(awaiting);
+            handle.promise().set_goroutine(detail::goroutine_of(awaiting));
             return handle;
         }
 #else
-        bool await_suspend(std::coroutine_handle<> awaiting) noexcept {
+        template <class P>
+        bool await_suspend(std::coroutine_handle<P> awaiting) noexcept {
             handle.promise().set_continuation(awaiting);
+            handle.promise().set_goroutine(detail::goroutine_of(awaiting));
             return handle.promise().start_and_check_suspend(handle);
         }
 #endif

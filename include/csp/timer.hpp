@@ -16,8 +16,10 @@
 #include <thread>
 
 #include "channel.hpp"
+#include "detail/activity.hpp"
 #include "detail/timer_queue.hpp"
 #include "executor.hpp"
+#include "task.hpp"
 
 namespace csp {
 
@@ -41,7 +43,9 @@ public:
 
     // ---- awaitable: co_await suspends until the deadline ----
     bool await_ready() const noexcept { return clock::now() >= node_.deadline; }
-    void await_suspend(std::coroutine_handle<> h) {
+    template <class P>
+    void await_suspend(std::coroutine_handle<P> h) {
+        note_.park(goroutine_of(h), "sleep", this);
         own_op_.handle = h;
         own_op_.executor = require_current_executor("csp::sleep_for / csp::after");
         std::lock_guard lock(queue().mu);
@@ -49,7 +53,10 @@ public:
     }
     /// The deadline (Go's time.After delivers the time; we deliver the
     /// deadline, which is never later than the wake-up).
-    std::optional<clock::time_point> await_resume() noexcept { return case_result(); }
+    std::optional<clock::time_point> await_resume() noexcept {
+        note_.unpark();
+        return case_result();
+    }
 
     // ---- case interface, used by csp::select ----
     using case_result_type = std::optional<clock::time_point>;
@@ -58,6 +65,7 @@ public:
     void case_arm_locked(blocked_op& op, int index) {
         node_.op = &op;
         node_.case_index = index;
+        node_.pending_counter = op.executor.pending_wakeups();
         queue().insert_locked(node_);
     }
     /// Cancels the timer at once (a timeout case that lost its select
@@ -75,6 +83,7 @@ private:
 
     timer_node node_;
     blocked_op own_op_;
+    wait_note note_;
 };
 
 }  // namespace detail
@@ -112,6 +121,7 @@ public:
         node_.period = p;
         node_.deadline = clock::now() + p;
         node_.context = this;
+        detail::external_drivers.fetch_add(1, std::memory_order_seq_cst);  // ticks may wake anyone
         node_.on_tick = [](void* self, clock::time_point now) {
             (void)static_cast<ticker*>(self)->channel_.try_send(now);  // full: the tick is dropped
         };
@@ -132,6 +142,7 @@ public:
             queue().remove_locked(node_);
         }
         while (node_.busy.load(std::memory_order_acquire)) std::this_thread::yield();  // a tick in flight
+        if (std::exchange(counted_, false)) detail::external_drivers.fetch_sub(1, std::memory_order_seq_cst);
     }
 
 private:
@@ -139,6 +150,7 @@ private:
 
     csp::channel<clock::time_point> channel_;
     detail::timer_node node_;
+    bool counted_ = true;  // among the external drivers until stopped
 };
 
 }  // namespace csp

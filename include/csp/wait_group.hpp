@@ -11,6 +11,7 @@
 #include "detail/spin_mutex.hpp"
 #include "detail/waiter.hpp"
 #include "executor.hpp"
+#include "task.hpp"
 
 namespace csp {
 
@@ -74,7 +75,9 @@ public:
         return false;  // keep the lock: await_suspend enqueues under it
     }
 
-    void await_suspend(std::coroutine_handle<> h) {
+    template <class P>
+    void await_suspend(std::coroutine_handle<P> h) {
+        note_.park(detail::goroutine_of(h), "wait_group wait", wg_);
         executor_ref ex = detail::current_executor();
         if (!ex) {
             wg_->mu_.unlock();
@@ -88,13 +91,23 @@ public:
         wg_->mu_.unlock();  // from here on the frame may already be resumed elsewhere
     }
 
-    void await_resume() noexcept { armed_ = false; }
+    void await_resume() noexcept {
+        note_.unpark();
+        if (!armed_) return;
+        armed_ = false;
+        // The add() that woke us may still be inside its critical section
+        // (waking further waiters). Wait until it leaves before returning:
+        // the caller may destroy the wait_group as soon as wait() returns.
+        wg_->mu_.lock();
+        wg_->mu_.unlock();
+    }
 
 private:
     wait_group* wg_;
     detail::blocked_op op_;
     detail::waiter waiter_;
     bool armed_ = false;
+    detail::wait_note note_;
 };
 
 inline wait_group::wait_awaiter wait_group::wait() noexcept { return wait_awaiter(*this); }

@@ -35,6 +35,9 @@
 #pragma once
 
 #include <algorithm>
+#include <chrono>
+#include <functional>
+#include <string>
 #include <atomic>
 #include <coroutine>
 #include <cstddef>
@@ -45,6 +48,7 @@
 #include <thread>
 #include <vector>
 
+#include "detail/activity.hpp"
 #include "detail/goroutine_registry.hpp"
 #include "detail/local_queue.hpp"
 #include "detail/parker.hpp"
@@ -87,7 +91,7 @@ public:
             if (!displaced) return;  // the worker runs it when the current goroutine suspends
             push_local(*w, displaced);
         } else {
-            push_global(h);
+            push_global_from_outside(h);
         }
         notify_work();
     }
@@ -96,7 +100,7 @@ public:
     void post_yield(std::coroutine_handle<> h) {
         worker* w = current_worker();
         if (w && w->pool == this) push_local(*w, h);
-        else push_global(h);
+        else push_global_from_outside(h);
         notify_work();
     }
 
@@ -114,6 +118,21 @@ public:
 
     /// The goroutines spawned on this pool that are still alive.
     detail::goroutine_registry& goroutines() noexcept { return goroutines_; }
+
+    /// Pending wake-ups from outside the pool (timers of its goroutines).
+    std::atomic<long>& pending_wakeups() noexcept { return pending_wakeups_; }
+
+    /// Turns on deadlock detection, like Go's "all goroutines are asleep":
+    /// when every goroutine of the pool is blocked, no worker has work, no
+    /// timer of the pool is pending, no thread is in sync_wait or drives a
+    /// run_loop, no ticker lives, and nothing is posted from outside for
+    /// `grace`, `report` is called once (from a worker) with a description
+    /// of the blocked goroutines. Call before spawning anything.
+    void detect_deadlocks(std::function<void(std::string)> report,
+                          std::chrono::milliseconds grace = std::chrono::milliseconds(50)) {
+        deadlock_report_ = std::move(report);
+        deadlock_grace_ = grace;
+    }
 
     /// Scheduling constants (see the top of this file).
     static constexpr int runnext_limit = 3;
@@ -157,9 +176,10 @@ private:
         global_push_locked(h);
     }
 
-    void push_global(std::coroutine_handle<> h) {
+    void push_global_from_outside(std::coroutine_handle<> h) {
         std::lock_guard lock(global_mu_);
         global_push_locked(h);
+        external_posts_.fetch_add(1, std::memory_order_relaxed);  // activity, for the deadlock detector
     }
 
     void global_push_locked(std::coroutine_handle<> h) {
@@ -263,8 +283,39 @@ private:
             idle_.push_back(&w);
             idle_count_.fetch_add(1, std::memory_order_seq_cst);
         }
-        if (!any_work_visible() && !stopping_.load(std::memory_order_seq_cst)) w.parker.park();
+        if (!any_work_visible() && !stopping_.load(std::memory_order_seq_cst)) {
+            if (deadlock_report_ && looks_deadlocked()) watch_for_deadlock(w);
+            else w.parker.park();
+        }
         leave_idle(w);
+    }
+
+    // ---- deadlock detection ----
+
+    bool looks_deadlocked() const {
+        return idle_count_.load(std::memory_order_seq_cst) == workers_.size() &&
+               pending_wakeups_.load(std::memory_order_seq_cst) == 0 &&
+               detail::external_drivers.load(std::memory_order_seq_cst) == 0 && goroutines_.size() > 0 &&
+               !any_work_visible();
+    }
+
+    /// The last worker to go idle while the pool looks deadlocked sleeps for
+    /// the grace period; if it is still so afterwards and nothing was posted
+    /// from outside meanwhile, the deadlock is reported.
+    void watch_for_deadlock(worker& w) {
+        std::uint64_t epoch = external_posts_.load(std::memory_order_relaxed);
+        w.parker.park_for(deadlock_grace_);
+        bool still_idle;
+        {
+            std::lock_guard lock(idle_mu_);
+            still_idle = w.idle;
+        }
+        if (!still_idle || stopping_.load(std::memory_order_acquire) || !looks_deadlocked() ||
+            external_posts_.load(std::memory_order_relaxed) != epoch)
+            return;
+        if (deadlock_reported_.exchange(true)) return;
+        deadlock_report_(goroutines_.describe());
+        w.parker.park();  // until the pool is stopped
     }
 
     void leave_idle(worker& w) {
@@ -313,6 +364,12 @@ private:
     std::atomic<std::size_t> idle_count_{0};
     std::atomic<int> searching_{0};
     std::atomic<bool> stopping_{false};
+
+    std::atomic<long> pending_wakeups_{0};
+    std::atomic<std::uint64_t> external_posts_{0};
+    std::function<void(std::string)> deadlock_report_;
+    std::chrono::milliseconds deadlock_grace_{50};
+    std::atomic<bool> deadlock_reported_{false};
 
     detail::goroutine_registry goroutines_;
 };

@@ -20,17 +20,48 @@
 #include <exception>
 #include <functional>
 #include <mutex>
+#include "source_location.hpp"
+#include <string>
+#include <atomic>
 #include <typeinfo>
 #include <utility>
 
 namespace csp::detail {
 
-/// Intrusive link that each goroutine frame carries in its promise.
+/// Intrusive link that each goroutine frame carries in its promise, with
+/// what a deadlock report or a goroutine dump says about the goroutine.
 struct goroutine_node {
     goroutine_node* prev = nullptr;
     goroutine_node* next = nullptr;
     std::coroutine_handle<> frame;
     bool linked = false;
+    /// Where the goroutine was started (csp::go / csp::spawn call site).
+    csp::source_location origin;
+    /// While parked: what on (e.g. "receive from channel") and which object.
+    /// Written by the goroutine itself; read by reports, hence atomics.
+    std::atomic<const char*> waiting_on{nullptr};
+    std::atomic<const void*> waiting_object{nullptr};
+};
+
+/// Marks a goroutine as parked on something, for the duration of a wait.
+/// Awaiters call park() from await_suspend (before the wait can complete)
+/// and unpark() from await_resume. Goroutine-less coroutines (sync_wait) have
+/// no node and are not tracked.
+class wait_note {
+public:
+    void park(goroutine_node* g, const char* what, const void* object) noexcept {
+        g_ = g;
+        if (!g) return;
+        g->waiting_object.store(object, std::memory_order_relaxed);
+        g->waiting_on.store(what, std::memory_order_relaxed);
+    }
+    void unpark() noexcept {
+        if (g_) g_->waiting_on.store(nullptr, std::memory_order_relaxed);
+        g_ = nullptr;
+    }
+
+private:
+    goroutine_node* g_ = nullptr;
 };
 
 inline void terminate_with_escaped_exception(std::exception_ptr e) noexcept {
@@ -86,6 +117,25 @@ public:
     std::size_t size() const noexcept {
         std::lock_guard lock(mu_);
         return size_;
+    }
+
+    /// One line per live goroutine: where it was started and what it waits
+    /// on. Meaningful when the goroutines are not running (a deadlock).
+    std::string describe() const {
+        std::string out;
+        std::lock_guard lock(mu_);
+        for (goroutine_node* n = head_; n; n = n->next) {
+            char object[32] = "";
+            if (const void* p = n->waiting_object.load(std::memory_order_relaxed))
+                std::snprintf(object, sizeof object, " %p", p);
+            const char* what = n->waiting_on.load(std::memory_order_relaxed);
+            out += "  goroutine started at ";
+            out += n->origin.line() ? std::string(n->origin.file_name()) + ':' + std::to_string(n->origin.line())
+                                    : std::string("(unknown: started with arguments)");
+            out += what ? std::string(": blocked on ") + what + object : std::string(": not blocked");
+            out += '\n';
+        }
+        return out;
     }
 
     /// Records an exception that escaped a goroutine.

@@ -48,6 +48,9 @@ struct timer_node {
     void* context = nullptr;
     timer_clock::duration period{};
     std::atomic<bool> busy{false};
+    // Counts this timer among its executor's pending wake-ups while queued
+    // (the deadlock detector knows a sleeper is not stuck).
+    std::atomic<long>* pending_counter = nullptr;
 
     bool queued() const noexcept { return heap_index != not_queued; }
 };
@@ -78,6 +81,7 @@ public:
 
     /// Queues `n` (with its deadline set). Requires `mu`.
     void insert_locked(timer_node& n) {
+        if (n.pending_counter) n.pending_counter->fetch_add(1, std::memory_order_seq_cst);
         n.sequence = next_sequence_++;
         n.heap_index = heap_.size();
         heap_.push_back(&n);
@@ -102,6 +106,7 @@ public:
             heap_.pop_back();
         }
         n.heap_index = timer_node::not_queued;
+        if (n.pending_counter) n.pending_counter->fetch_sub(1, std::memory_order_seq_cst);
     }
 
     std::size_t size() {
