@@ -14,9 +14,9 @@ mode=${1:-all}
 build_and_test() {  # name, extra cmake args...
   local name=$1; shift
   echo "=== csp: $name ==="
-  cmake -S . -B "build/$name" -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >/dev/null
-  cmake --build "build/$name" -j "$jobs"
-  ctest --test-dir "build/$name" -j "$jobs" --output-on-failure --timeout 600
+  cmake -S . -B "${CSP_BUILD_ROOT:-build}/$name" -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >/dev/null
+  cmake --build "${CSP_BUILD_ROOT:-build}/$name" -j "$jobs"
+  ctest --test-dir "${CSP_BUILD_ROOT:-build}/$name" -j "$jobs" --output-on-failure --timeout 600
 }
 
 export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1"

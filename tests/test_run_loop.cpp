@@ -164,3 +164,39 @@ TEST_CASE("a woken coroutine resumes on its own executor, not the waker's") {
     mine.drain();
     CHECK(received_on_mine);
 }
+
+TEST_CASE("a goroutine on an always-ready channel yields now and then, so others on its executor run") {
+    csp::run_loop loop;
+    auto ch = csp::make_channel<int>(1);
+    bool stop = false;
+    long spins = 0;
+    csp::spawn(loop, [&]() -> csp::task<> {
+        while (!stop) {  // never blocks: the channel always has room, then a value
+            co_await ch.send(1);
+            co_await ch.recv();
+            ++spins;
+        }
+    });
+    csp::spawn(loop, [&]() -> csp::task<> {
+        stop = true;
+        co_return;
+    });
+    loop.run_until_idle();  // would never return without the cooperative budget
+    CHECK(stop);
+    CHECK(spins > 0);
+}
+
+TEST_CASE("a goroutine whose selects are always ready yields now and then") {
+    csp::run_loop loop;
+    auto ch = csp::make_channel<int>(1);
+    bool stop = false;
+    csp::spawn(loop, [&]() -> csp::task<> {
+        while (!stop) co_await csp::select(ch.send(1), ch.recv());
+    });
+    csp::spawn(loop, [&]() -> csp::task<> {
+        stop = true;
+        co_return;
+    });
+    loop.run_until_idle();
+    CHECK(stop);
+}

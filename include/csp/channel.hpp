@@ -25,6 +25,7 @@
 #include <utility>
 #include <variant>
 
+#include "detail/budget.hpp"
 #include "detail/channel_state.hpp"
 #include "executor.hpp"
 #include "task.hpp"
@@ -98,6 +99,23 @@ protected:
     channel_op_base(channel_base* ch, bool is_send) noexcept : ch_(ch), is_send_(is_send) {}
     ~channel_op_base() { case_disarm(); }
 
+    /// Called by await_ready after the operation completed at once: true to
+    /// continue without suspending, false to suspend just to yield, because
+    /// the thread's cooperative budget is spent (detail/budget.hpp).
+    bool continue_or_yield() noexcept {
+        if (consume_budget() || !current_executor()) return true;
+        yield_instead_ = true;
+        return false;
+    }
+
+    /// In await_suspend: if the operation is already done and only yields.
+    bool yielded(std::coroutine_handle<> h) {
+        if (!yield_instead_) return false;
+        yield_instead_ = false;
+        current_executor().post_yield(h);
+        return true;
+    }
+
     /// Parks a plain co_await. Called from await_suspend with ch_->mu held
     /// (or with ch_ null for a nil channel, which parks forever, unqueued).
     void park(std::coroutine_handle<> h, void* slot, goroutine_node* g) {
@@ -110,6 +128,7 @@ protected:
             ch_->mu.unlock();
             require_current_executor("a blocking channel operation");
         }
+        own_op_.fired.store(blocked_op::not_fired, std::memory_order_relaxed);  // the awaiter may be reused
         own_op_.handle = h;
         own_op_.executor = ex;
         case_arm_locked(own_op_, 0, slot);
@@ -134,6 +153,7 @@ private:
 
     bool is_send_;
     bool armed_ = false;
+    bool yield_instead_ = false;
     waiter waiter_;
     blocked_op own_op_;
     wait_note note_;
@@ -163,10 +183,11 @@ public:
         ch_->mu.lock();
         if (!case_try_locked()) return false;  // still locked: await_suspend parks
         ch_->mu.unlock();
-        return true;
+        return continue_or_yield();
     }
     template <class P>
     void await_suspend(std::coroutine_handle<P> h) {
+        if (yielded(h)) return;
         park(h, src_, detail::goroutine_of(h));
     }
     void await_resume() {
@@ -217,10 +238,11 @@ public:
         ch_->mu.lock();
         if (!case_try_locked()) return false;  // still locked: await_suspend parks
         ch_->mu.unlock();
-        return true;
+        return continue_or_yield();
     }
     template <class P>
     void await_suspend(std::coroutine_handle<P> h) {
+        if (yielded(h)) return;
         parked_ = true;
         park(h, &result_, detail::goroutine_of(h));
     }

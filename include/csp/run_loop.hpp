@@ -13,6 +13,7 @@
 #include <mutex>
 
 #include "detail/activity.hpp"
+#include "detail/budget.hpp"
 #include "detail/goroutine_registry.hpp"
 #include "detail/ring_buffer.hpp"
 #include "executor.hpp"
@@ -107,6 +108,7 @@ private:
     void resume(std::coroutine_handle<> h) {
         {
             detail::current_executor_scope scope(*this);
+            detail::refill_budget();
             h.resume();
         }
         goroutines_.rethrow_if_failed();

@@ -107,8 +107,9 @@ T run(run_options options, task<T> main, source_location origin = source_locatio
         spawn(pool, detail::run_main(std::move(main), out), origin);
         out.wait();
         pool.stop();
+        pool.join();  // a goroutine still running may throw until here
         goroutine_error = pool.goroutines().take_error();
-    }  // joins the workers and destroys the goroutines left behind
+    }  // destroys the goroutines left behind
     if (goroutine_error) std::rethrow_exception(goroutine_error);
     if (!out.deadlock.empty())
         throw deadlock_error("csp: all goroutines are asleep - deadlock!\n" + out.deadlock);

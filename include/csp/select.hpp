@@ -50,6 +50,7 @@
 #include <vector>
 
 #include "channel.hpp"
+#include "detail/budget.hpp"
 #include "detail/random.hpp"
 #include "detail/small_buffer.hpp"
 #include "detail/spin_mutex.hpp"
@@ -178,6 +179,16 @@ private:
 
 inline constexpr int default_fired = -2;
 
+/// A select that completed at once still yields when the thread's
+/// cooperative budget is spent (detail/budget.hpp). True if it re-queued `h`.
+inline bool yield_if_budget_spent(std::coroutine_handle<> h) {
+    if (consume_budget()) return false;
+    executor_ref ex = current_executor();
+    if (!ex) return false;
+    ex.post_yield(h);
+    return true;
+}
+
 /// Steps 1-4 of the algorithm above, for any list of cases. `Cases` gives
 /// size(), mutex(i), try_locked(i) and arm_locked(i, op). Returns true if
 /// the caller must stay suspended (its waiters are armed); otherwise `fired`
@@ -215,6 +226,7 @@ bool select_start(Cases& cases, bool biased, bool has_default, blocked_op& op, s
         locks.unlock_all();
         require_current_executor("a blocking csp::select");
     }
+    op.fired.store(blocked_op::not_fired, std::memory_order_relaxed);  // the awaiter may be reused
     op.handle = h;
     op.executor = ex;
     // Armed in the same random order, so that a counterpart finding several
@@ -274,7 +286,8 @@ public:
     template <class P>
     bool await_suspend(std::coroutine_handle<P> h) {
         note_.park(goroutine_of(h), "select", nullptr);
-        return select_start<N>(*this, Biased, defaults != 0, op_, h, fired_, armed_);
+        if (select_start<N>(*this, Biased, defaults != 0, op_, h, fired_, armed_)) return true;
+        return yield_if_budget_spent(h);  // true: re-queued, stay suspended
     }
     result_type await_resume() {
         note_.unpark();
@@ -373,7 +386,8 @@ public:
     template <class P>
     bool await_suspend(std::coroutine_handle<P> h) {
         note_.park(goroutine_of(h), "select", nullptr);
-        return select_start<16>(*this, Biased, has_default_, op_, h, fired_, armed_);
+        if (select_start<16>(*this, Biased, has_default_, op_, h, fired_, armed_)) return true;
+        return yield_if_budget_spent(h);  // true: re-queued, stay suspended
     }
     result_type await_resume() {
         note_.unpark();

@@ -46,6 +46,7 @@ public:
     template <class P>
     void await_suspend(std::coroutine_handle<P> h) {
         note_.park(goroutine_of(h), "sleep", this);
+        own_op_.fired.store(blocked_op::not_fired, std::memory_order_relaxed);
         own_op_.handle = h;
         own_op_.executor = require_current_executor("csp::sleep_for / csp::after");
         std::lock_guard lock(queue().mu);

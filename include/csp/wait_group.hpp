@@ -83,6 +83,7 @@ public:
             wg_->mu_.unlock();
             detail::require_current_executor("co_await wait_group::wait()");
         }
+        op_.fired.store(detail::blocked_op::not_fired, std::memory_order_relaxed);
         op_.handle = h;
         op_.executor = ex;
         waiter_.op = &op_;

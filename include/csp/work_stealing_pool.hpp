@@ -49,6 +49,7 @@
 #include <vector>
 
 #include "detail/activity.hpp"
+#include "detail/budget.hpp"
 #include "detail/goroutine_registry.hpp"
 #include "detail/local_queue.hpp"
 #include "detail/parker.hpp"
@@ -77,9 +78,17 @@ public:
     /// dropped with them.
     ~work_stealing_pool() {
         stop();
+        join();
+        goroutines_.destroy_all();
+        // An exception that escaped a goroutine and that nobody collected
+        // (csp::run does) must not vanish: report it as Go reports a panic.
+        if (std::exception_ptr e = goroutines_.take_error()) detail::terminate_with_escaped_exception(e);
+    }
+
+    /// Waits for the workers to exit (after stop()). Idempotent.
+    void join() {
         for (auto& w : workers_)
             if (w.thread.joinable()) w.thread.join();
-        goroutines_.destroy_all();
     }
 
     /// Queues `h`. On a worker of this pool it runs next on that worker;
@@ -162,7 +171,10 @@ private:
         w.pool = this;
         set_current_worker(&w);
         detail::current_executor_scope scope(*this);
-        while (std::coroutine_handle<> h = find_work(w)) h.resume();
+        while (std::coroutine_handle<> h = find_work(w)) {
+            detail::refill_budget();
+            h.resume();
+        }
         set_current_worker(nullptr);
     }
 
@@ -304,9 +316,13 @@ private:
     /// from outside meanwhile, the deadlock is reported.
     void watch_for_deadlock(worker& w) {
         std::uint64_t epoch = external_posts_.load(std::memory_order_relaxed);
-        w.parker.park_for(deadlock_grace_);
-        bool still_idle;
-        {
+        auto deadline = std::chrono::steady_clock::now() + deadlock_grace_;
+        bool still_idle = true;
+        // Sleep out the whole grace period: a leftover wake-up token or a
+        // spurious wake-up must not cut it short.
+        for (auto now = std::chrono::steady_clock::now(); still_idle && now < deadline;
+             now = std::chrono::steady_clock::now()) {
+            w.parker.park_for(deadline - now);
             std::lock_guard lock(idle_mu_);
             still_idle = w.idle;
         }

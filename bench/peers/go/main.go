@@ -23,7 +23,7 @@ var sink int64
 
 // fail aborts the program: a workload that receives the wrong values
 // measures nothing worth printing.
-func fail(b *testing.B, what string) {
+func fail(what string) {
 	fmt.Fprintln(os.Stderr, "go peer: "+what)
 	os.Exit(1)
 }
@@ -37,12 +37,12 @@ func uncontendedBuffered(capacity int) func(*testing.B) {
 			ch <- i
 			v := <-ch
 			if v != i {
-				fail(b, "buffered: wrong value")
+				fail("buffered: wrong value")
 			}
 			sum += int64(v)
 		}
 		if sum != int64(b.N)*int64(b.N-1)/2 {
-			fail(b, "buffered: wrong sum")
+			fail("buffered: wrong sum")
 		}
 		sink = sum
 	}
@@ -58,20 +58,20 @@ func uncontendedBufferedNonBlocking(capacity int) func(*testing.B) {
 			select {
 			case ch <- i:
 			default:
-				fail(b, "non-blocking send would block")
+				fail("non-blocking send would block")
 			}
 			select {
 			case v := <-ch:
 				if v != i {
-					fail(b, "non-blocking: wrong value")
+					fail("non-blocking: wrong value")
 				}
 				sum += int64(v)
 			default:
-				fail(b, "non-blocking recv would block")
+				fail("non-blocking recv would block")
 			}
 		}
 		if sum != int64(b.N)*int64(b.N-1)/2 {
-			fail(b, "non-blocking: wrong sum")
+			fail("non-blocking: wrong sum")
 		}
 		sink = sum
 	}
@@ -95,13 +95,13 @@ func pingPong(b *testing.B) {
 		ping <- x
 		y := <-pong
 		if y != x+1 {
-			fail(b, "ping-pong: wrong answer")
+			fail("ping-pong: wrong answer")
 		}
 		x = y
 	}
 	close(ping)
 	if n := <-echoed; n != int64(b.N) || x != b.N {
-		fail(b, "ping-pong: wrong number of round trips")
+		fail("ping-pong: wrong number of round trips")
 	}
 	sink = int64(x)
 }
@@ -121,12 +121,12 @@ func handoff(capacity int) func(*testing.B) {
 		for i := 0; i < n; i++ {
 			v := <-ch
 			if v != i {
-				fail(b, "handoff: out of order")
+				fail("handoff: out of order")
 			}
 			sum += int64(v)
 		}
 		if sum != int64(n)*int64(n-1)/2 {
-			fail(b, "handoff: wrong sum")
+			fail("handoff: wrong sum")
 		}
 		sink = sum
 	}

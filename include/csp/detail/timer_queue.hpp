@@ -95,6 +95,12 @@ public:
     /// Removes `n` if it is queued. Requires `mu`.
     void remove_locked(timer_node& n) noexcept {
         if (!n.queued()) return;
+        unlink_locked(n);
+        if (n.pending_counter) n.pending_counter->fetch_sub(1, std::memory_order_seq_cst);
+    }
+
+    /// Takes `n` out of the heap without touching its pending counter.
+    void unlink_locked(timer_node& n) noexcept {
         std::size_t i = n.heap_index;
         std::size_t last = heap_.size() - 1;
         if (i != last) {
@@ -106,7 +112,6 @@ public:
             heap_.pop_back();
         }
         n.heap_index = timer_node::not_queued;
-        if (n.pending_counter) n.pending_counter->fetch_sub(1, std::memory_order_seq_cst);
     }
 
     std::size_t size() {
@@ -166,8 +171,18 @@ private:
     }
 
     void fire_locked(timer_node& n, timer_clock::time_point now, std::vector<timer_node*>& ticks) {
+        if (!n.on_tick) {
+            // One-shot: post the wake-up before the timer stops counting as
+            // a pending wake-up, so that the deadlock detector always sees
+            // one or the other.
+            std::atomic<long>* counter = n.pending_counter;
+            unlink_locked(n);
+            if (n.op->try_claim(n.case_index)) n.op->wake();
+            if (counter) counter->fetch_sub(1, std::memory_order_seq_cst);
+            return;
+        }
         remove_locked(n);
-        if (n.on_tick) {
+        {
             // Periodic: re-arm at the next multiple of the period after now
             // (ticks a slow receiver missed are dropped, as in Go).
             auto missed = (now - n.deadline) / n.period;
@@ -175,8 +190,6 @@ private:
             insert_locked(n);
             n.busy.store(true, std::memory_order_relaxed);
             ticks.push_back(&n);
-        } else if (n.op->try_claim(n.case_index)) {
-            n.op->wake();
         }
     }
 

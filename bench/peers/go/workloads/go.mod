@@ -1,0 +1,3 @@
+module csp-bench-workloads
+
+go 1.19

@@ -1,0 +1,28 @@
+// csp/detail/budget.hpp - the cooperative budget (tokio's idea).
+//
+// A channel operation that can complete at once does not suspend, so a
+// goroutine on an always-ready channel could keep its worker forever,
+// starving the other goroutines, timers and I/O there. Each thread has a
+// budget of operations per resumption; an operation that finds it spent
+// completes as usual and then yields (re-queues its coroutine behind the
+// others) instead of continuing. Executors refill it on every resumption.
+//
+// The counter is thread-local but only touched inside these non-inlined
+// functions, so no compiler can cache its address across a co_await.
+#pragma once
+
+namespace csp::detail {
+
+inline constexpr int budget_per_resumption = 128;
+inline thread_local int budget_left = budget_per_resumption;
+
+/// Spends one unit; false when the caller should yield now.
+[[gnu::noinline]] inline bool consume_budget() noexcept {
+    if (--budget_left > 0) return true;
+    budget_left = budget_per_resumption;
+    return false;
+}
+
+[[gnu::noinline]] inline void refill_budget() noexcept { budget_left = budget_per_resumption; }
+
+}  // namespace csp::detail
