@@ -171,3 +171,17 @@ TEST_CASE("a million pending timers are cheap to arm and cancel") {
     CHECK(csp::detail::timer_queue::instance().size() >= std::size_t(n));
     // Destroying the loop destroys the goroutines, which cancel their timers.
 }
+
+TEST_CASE("after can be received from like Go's time.After channel") {
+    auto start = csp::clock::now();
+    auto [fired, index] = csp::run([]() -> csp::task<std::pair<bool, std::size_t>> {
+        auto timeout = csp::after(15ms);
+        auto t = co_await timeout.recv();
+        auto never = csp::make_channel<int>();
+        auto r = co_await csp::select(never.recv(), csp::after(5ms).recv());
+        co_return std::pair{t.has_value(), r.index()};
+    });
+    CHECK(fired);
+    CHECK(index == 1);
+    CHECK(csp::clock::now() - start >= 20ms);
+}

@@ -34,8 +34,9 @@ concept executor_with_registry = executor<E> && requires(E& e) {
 };
 }  // namespace detail
 
-/// A non-owning, type-erased reference to an executor. The executor must
-/// outlive every coroutine that was posted to it or will resume on it.
+/// A non-owning, type-erased reference to an executor: two pointers, the
+/// executor and a static table of what csp needs from its type. The executor
+/// must outlive every coroutine that was posted to it or will resume on it.
 class executor_ref {
 public:
     executor_ref() = default;
@@ -43,19 +44,13 @@ public:
     template <executor E>
         requires(!std::same_as<E, executor_ref>)
     executor_ref(E& e) noexcept  // NOLINT: implicit by design, like std::function
-        : object_(&e), post_([](void* o, std::coroutine_handle<> h) { static_cast<E*>(o)->post(h); }) {
-        if constexpr (detail::executor_with_registry<E>) registry_ = &e.goroutines();
-        if constexpr (requires { { e.pending_wakeups() } -> std::same_as<std::atomic<long>&>; })
-            pending_wakeups_ = &e.pending_wakeups();
-        if constexpr (requires(std::coroutine_handle<> h) { e.post_yield(h); })
-            post_yield_ = [](void* o, std::coroutine_handle<> h) { static_cast<E*>(o)->post_yield(h); };
-    }
+        : object_(&e), ops_(&ops_for<E>) {}
 
-    void post(std::coroutine_handle<> h) const { post_(object_, h); }
+    void post(std::coroutine_handle<> h) const { ops_->post(object_, h); }
 
     /// Queues `h` behind the work already queued (csp::yield). Executors
     /// without a separate notion of "behind" just post.
-    void post_yield(std::coroutine_handle<> h) const { (post_yield_ ? post_yield_ : post_)(object_, h); }
+    void post_yield(std::coroutine_handle<> h) const { ops_->post_yield(object_, h); }
 
     explicit operator bool() const noexcept { return object_ != nullptr; }
     friend bool operator==(const executor_ref& a, const executor_ref& b) noexcept {
@@ -64,19 +59,42 @@ public:
 
     /// A counter of pending wake-ups from outside the executor (timers), for
     /// executors that detect deadlocks; null for the others.
-    std::atomic<long>* pending_wakeups() const noexcept { return pending_wakeups_; }
+    std::atomic<long>* pending_wakeups() const noexcept { return ops_->pending_wakeups(object_); }
 
     /// The registry that goroutines spawned on this executor join.
     detail::goroutine_registry& goroutines() const noexcept {
-        return registry_ ? *registry_ : detail::goroutine_registry::process_wide();
+        detail::goroutine_registry* r = ops_->goroutines(object_);
+        return r ? *r : detail::goroutine_registry::process_wide();
     }
 
 private:
+    struct operations {
+        void (*post)(void*, std::coroutine_handle<>);
+        void (*post_yield)(void*, std::coroutine_handle<>);
+        detail::goroutine_registry* (*goroutines)(void*) noexcept;
+        std::atomic<long>* (*pending_wakeups)(void*) noexcept;
+    };
+
+    template <class E>
+    static constexpr operations ops_for{
+        [](void* o, std::coroutine_handle<> h) { static_cast<E*>(o)->post(h); },
+        [](void* o, std::coroutine_handle<> h) {
+            if constexpr (requires { static_cast<E*>(o)->post_yield(h); }) static_cast<E*>(o)->post_yield(h);
+            else static_cast<E*>(o)->post(h);
+        },
+        [](void* o) noexcept -> detail::goroutine_registry* {
+            if constexpr (detail::executor_with_registry<E>) return &static_cast<E*>(o)->goroutines();
+            else return nullptr;
+        },
+        [](void* o) noexcept -> std::atomic<long>* {
+            if constexpr (requires { { static_cast<E*>(o)->pending_wakeups() } -> std::same_as<std::atomic<long>&>; })
+                return &static_cast<E*>(o)->pending_wakeups();
+            else return nullptr;
+        },
+    };
+
     void* object_ = nullptr;
-    void (*post_)(void*, std::coroutine_handle<>) = nullptr;
-    void (*post_yield_)(void*, std::coroutine_handle<>) = nullptr;
-    detail::goroutine_registry* registry_ = nullptr;
-    std::atomic<long>* pending_wakeups_ = nullptr;
+    const operations* ops_ = nullptr;
 };
 
 namespace detail {

@@ -41,6 +41,12 @@ public:
 
     clock::time_point deadline() const noexcept { return node_.deadline; }
 
+    /// The timer as a receive-once channel (Go's `<-time.After(d)`):
+    /// `co_await csp::after(d).recv()` or `select(..., timeout.recv())`.
+    /// Completes at the deadline and yields it. Unlike Go's channel, a second
+    /// receive completes at once rather than blocking forever.
+    deadline_timer recv() const noexcept { return deadline_timer(node_.deadline); }
+
     // ---- awaitable: co_await suspends until the deadline ----
     bool await_ready() const noexcept { return clock::now() >= node_.deadline; }
     template <class P>

@@ -146,6 +146,7 @@ public:
             std::lock_guard lock(mu_);
             if (first_error_) return;
             first_error_ = e;
+            has_error_.store(true, std::memory_order_release);
             hook = on_first_error_;
         }
         if (hook) hook();
@@ -161,15 +162,18 @@ public:
     /// Takes the first reported exception, if any, without rethrowing it.
     std::exception_ptr take_error() noexcept {
         std::lock_guard lock(mu_);
+        has_error_.store(false, std::memory_order_relaxed);
         return std::exchange(first_error_, nullptr);
     }
 
     /// Rethrows (once) the first exception reported since the last call.
     void rethrow_if_failed() {
+        if (!has_error_.load(std::memory_order_acquire)) return;  // the common case, without the lock
         std::exception_ptr e;
         {
             std::lock_guard lock(mu_);
             e = std::exchange(first_error_, nullptr);
+            has_error_.store(false, std::memory_order_relaxed);
         }
         if (e) std::rethrow_exception(e);
     }
@@ -195,6 +199,7 @@ private:
     goroutine_node* head_ = nullptr;
     std::size_t size_ = 0;
     std::exception_ptr first_error_;
+    std::atomic<bool> has_error_{false};
     std::function<void()> on_first_error_;
     on_error policy_;
 };
