@@ -151,12 +151,15 @@ protected:
 private:
     wait_queue& queue() noexcept { return is_send_ ? ch_->sendq : ch_->recvq; }
 
-    bool is_send_;
-    bool armed_ = false;
-    bool yield_instead_ = false;
     waiter waiter_;
     blocked_op own_op_;
     wait_note note_;
+    bool is_send_;
+    bool armed_ = false;
+    bool yield_instead_ = false;
+
+protected:
+    bool parked_ = false;  // for recv_awaiter; here so that it packs with the flags above
 };
 
 [[noreturn]] inline void throw_send_on_closed() { throw channel_closed("csp: send on closed channel"); }
@@ -271,7 +274,6 @@ private:
     detail::channel_state<T>* state() const noexcept { return static_cast<detail::channel_state<T>*>(ch_); }
 
     std::optional<T> result_;
-    bool parked_ = false;
 };
 
 template <class T>

@@ -39,6 +39,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "detail/frame_allocator.hpp"
 #include "detail/goroutine_registry.hpp"
 
 namespace csp {
@@ -50,6 +51,10 @@ namespace detail {
 
 class task_promise_base {
 public:
+    // Frames come from a per-thread cache (detail/frame_allocator.hpp).
+    static void* operator new(std::size_t n) { return allocate_frame(n); }
+    static void operator delete(void* p, std::size_t n) noexcept { deallocate_frame(p, n); }
+
     std::suspend_always initial_suspend() noexcept { return {}; }
 
     struct final_awaiter {

@@ -34,7 +34,6 @@ struct goroutine_node {
     goroutine_node* prev = nullptr;
     goroutine_node* next = nullptr;
     std::coroutine_handle<> frame;
-    bool linked = false;
     /// Where the goroutine was started (csp::go / csp::spawn call site).
     csp::source_location origin;
     /// While parked: what on (e.g. "receive from channel") and which object.
@@ -90,7 +89,6 @@ public:
         n.next = head_;
         if (head_) head_->prev = &n;
         head_ = &n;
-        n.linked = true;
         ++size_;
     }
 
@@ -186,12 +184,12 @@ public:
     }
 
 private:
+    // A node is linked iff it has a predecessor or is the head.
     void unlink_locked(goroutine_node& n) noexcept {
-        if (!n.linked) return;
+        if (!n.prev && head_ != &n) return;
         if (n.prev) n.prev->next = n.next; else head_ = n.next;
         if (n.next) n.next->prev = n.prev;
         n.prev = n.next = nullptr;
-        n.linked = false;
         --size_;
     }
 

@@ -60,9 +60,9 @@ struct waiter {
     waiter* prev = nullptr;
     waiter* next = nullptr;
     blocked_op* op = nullptr;
-    int case_index = 0;
     /// send: the T to move from; receive: the std::optional<T> to fill.
     void* slot = nullptr;
+    int case_index = 0;
     /// Written by the counterpart that completes this waiter.
     wait_status status = wait_status::pending;
     /// True while linked in a wait_queue. Only read or written under that
