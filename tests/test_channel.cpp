@@ -421,3 +421,17 @@ TEST_CASE("channel operations allocate nothing, blocked or not") {
     CHECK(g_allocations.load() == before);
     CHECK(sum == 2 * (9'999L * 10'000 / 2));
 }
+
+TEST_CASE("sync_wait on channel operations allocates nothing in steady state") {
+    auto ch = csp::make_channel<int>(1);
+    for (int i = 0; i < 10; ++i) {  // warm up this thread's loop and frame cache
+        csp::sync_wait(ch.send(i));
+        (void)csp::sync_wait(ch.recv());
+    }
+    long before = g_allocations.load();
+    for (int i = 0; i < 1000; ++i) {
+        csp::sync_wait(ch.send(i));
+        CHECK(csp::sync_wait(ch.recv()) == i);
+    }
+    CHECK(g_allocations.load() == before);
+}

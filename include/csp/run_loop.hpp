@@ -95,6 +95,20 @@ public:
         ready_.notify_all();
     }
 
+    /// Returns the loop to its initial state: destroys the goroutines spawned
+    /// here that have not finished, drops what is queued, forgets a stop
+    /// request and an uncollected goroutine exception. For a loop that is
+    /// not running (sync_wait reuses its loops this way).
+    void reset() {
+        goroutines_.destroy_all();
+        {
+            std::lock_guard lock(mu_);
+            queue_.clear();
+            stop_requested_ = false;
+        }
+        (void)goroutines_.take_error();
+    }
+
     /// Number of queued coroutines.
     std::size_t pending() const {
         std::lock_guard lock(mu_);

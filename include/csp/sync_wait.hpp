@@ -16,8 +16,10 @@
 #include <optional>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 #include "detail/awaitable_traits.hpp"
+#include "detail/frame_allocator.hpp"
 #include "run_loop.hpp"
 
 namespace csp {
@@ -50,6 +52,8 @@ public:
 
 struct sync_wait_driver {
     struct promise_type {
+        static void* operator new(std::size_t n) { return allocate_frame(n); }
+        static void operator delete(void* p, std::size_t n) noexcept { deallocate_frame(p, n); }
         sync_wait_driver get_return_object() noexcept {
             return {std::coroutine_handle<promise_type>::from_promise(*this)};
         }
@@ -87,6 +91,38 @@ sync_wait_driver drive(A& awaitable, sync_wait_result<R>& out, run_loop& loop) {
     loop.stop();
 }
 
+/// The run_loop of one sync_wait call. Loops are kept per thread, one per
+/// nesting depth, and reset after each call, so that a sync_wait in steady
+/// state allocates nothing (no new loop, no new queue storage).
+class sync_wait_loop_lease {
+public:
+    sync_wait_loop_lease() : loops_(this_thread_loops()) {
+        if (loops_.depth == loops_.loops.size()) loops_.loops.push_back(std::make_unique<run_loop>());
+        loop_ = loops_.loops[loops_.depth++].get();
+    }
+    ~sync_wait_loop_lease() {
+        loop_->reset();  // destroys the goroutines started inside the call
+        --loops_.depth;
+    }
+    sync_wait_loop_lease(const sync_wait_loop_lease&) = delete;
+    sync_wait_loop_lease& operator=(const sync_wait_loop_lease&) = delete;
+
+    run_loop& loop() noexcept { return *loop_; }
+
+private:
+    struct thread_loops {
+        std::vector<std::unique_ptr<run_loop>> loops;
+        std::size_t depth = 0;
+    };
+    [[gnu::noinline]] static thread_loops& this_thread_loops() {
+        thread_local thread_loops loops;
+        return loops;
+    }
+
+    thread_loops& loops_;
+    run_loop* loop_;
+};
+
 }  // namespace detail
 
 /// Blocks the calling thread until `awaitable` completes and returns what
@@ -95,7 +131,8 @@ template <class A>
 detail::await_result_t<A> sync_wait(A&& awaitable) {
     using R = detail::await_result_t<A>;
     detail::sync_wait_result<R> out;
-    run_loop loop;
+    detail::sync_wait_loop_lease lease;
+    run_loop& loop = lease.loop();
     // A movable rvalue awaitable (a task, a channel operation, a select) is
     // moved here, after the loop, so that it is destroyed before the loop.
     // If the loop stops early (a goroutine started inside threw), the
@@ -112,8 +149,8 @@ detail::await_result_t<A> sync_wait(A&& awaitable) {
     } guard{driver.handle};
     loop.post(driver.handle);
     loop.run();
-    // Goroutines spawned onto `loop` may still be alive here; the loop's
-    // destructor (after this return value is built) destroys them.
+    // Goroutines spawned onto `loop` may still be alive here; the lease
+    // (after this return value is built) destroys them.
     return out.take();
 }
 
