@@ -110,27 +110,30 @@ TEST_CASE("a pool stops in order with goroutines still blocked, freeing them") {
 }
 
 TEST_CASE("a ping-pong pair does not starve other goroutines on its worker") {
-    csp::work_stealing_pool pool(1);
+    // Declared before the pool, so that they outlive its goroutines.
     auto ping = csp::make_channel<int>(), pong = csp::make_channel<int>();
     std::atomic<bool> other_ran{false};
+    csp::wait_group done;
+    done.add(3);
+    csp::work_stealing_pool pool(1);
     csp::spawn(pool, [&]() -> csp::task<> {
         while (!other_ran.load()) {
             co_await ping.send(1);
             co_await pong.recv();
         }
         ping.close();
+        done.done();
     });
     csp::spawn(pool, [&]() -> csp::task<> {
         while (auto v = co_await ping.recv()) co_await pong.send(*v);
+        done.done();
     });
-    csp::wait_group wg;
-    wg.add(1);
     csp::spawn(pool, [&]() -> csp::task<> {
         other_ran = true;
-        wg.done();
+        done.done();
         co_return;
     });
-    csp::sync_wait(wg.wait());
+    csp::sync_wait(done.wait());
     CHECK(other_ran);
 }
 

@@ -34,7 +34,7 @@ struct run_options {
     /// Worker threads; 0 means one per hardware thread.
     std::size_t threads = 0;
     /// Throw csp::deadlock_error when every goroutine is blocked and
-    /// nothing outside can wake one (see work_stealing_pool::detect_deadlocks).
+    /// nothing outside can wake one (see work_stealing_pool::deadlock_detection).
     /// Turn it off if plain threads feed the runtime's channels with
     /// try_send/close/wait_group::done rather than through sync_wait.
     bool detect_deadlocks = true;
@@ -94,16 +94,18 @@ T run(run_options options, task<T> main, source_location origin = source_locatio
     detail::main_outcome<T> out;
     std::exception_ptr goroutine_error;
     {
-        work_stealing_pool pool(options.threads ? options.threads : std::max(1u, std::thread::hardware_concurrency()));
-        pool.goroutines().on_first_error([&out] { out.finish(); });
+        work_stealing_pool::deadlock_detection detection;
         if (options.detect_deadlocks)
-            pool.detect_deadlocks([&out](std::string report) {
+            detection.report = [&out](std::string report) {
                 {
                     std::lock_guard lock(out.mu);
                     out.deadlock = std::move(report);
                 }
                 out.finish();
-            });
+            };
+        work_stealing_pool pool(options.threads ? options.threads : std::max(1u, std::thread::hardware_concurrency()),
+                                std::move(detection));
+        pool.goroutines().on_first_error([&out] { out.finish(); });
         spawn(pool, detail::run_main(std::move(main), out), origin);
         out.wait();
         pool.stop();

@@ -60,11 +60,28 @@
 
 namespace csp {
 
+/// Deadlock detection for a work_stealing_pool, like Go's "all goroutines
+/// are asleep": when every goroutine of the pool is blocked, no worker has
+/// work, no timer of the pool is pending, no thread is in sync_wait or
+/// drives a run_loop, no ticker lives, and nothing is posted from outside
+/// for `grace`, `report` is called once (from a worker) with a description
+/// of the blocked goroutines. Off when `report` is empty.
+struct deadlock_detection {
+    std::function<void(std::string)> report;
+    std::chrono::milliseconds grace{50};
+};
+
 class work_stealing_pool {
 public:
-    /// Starts `threads` workers (at least one; default: one per hardware thread).
-    explicit work_stealing_pool(std::size_t threads = std::max(1u, std::thread::hardware_concurrency()))
-        : workers_(std::max<std::size_t>(threads, 1)) {
+    using deadlock_detection = csp::deadlock_detection;
+
+    /// Starts `threads` workers (at least one; default: one per hardware
+    /// thread). Everything the workers read is set before they start.
+    explicit work_stealing_pool(std::size_t threads = std::max(1u, std::thread::hardware_concurrency()),
+                                deadlock_detection detection = {})
+        : workers_(std::max<std::size_t>(threads, 1)),
+          deadlock_report_(std::move(detection.report)),
+          deadlock_grace_(detection.grace) {
         idle_.reserve(workers_.size());
         for (std::size_t i = 0; i < workers_.size(); ++i) workers_[i].index = i;
         for (auto& w : workers_) w.thread = std::thread([this, &w] { run_worker(w); });
@@ -130,18 +147,6 @@ public:
 
     /// Pending wake-ups from outside the pool (timers of its goroutines).
     std::atomic<long>& pending_wakeups() noexcept { return pending_wakeups_; }
-
-    /// Turns on deadlock detection, like Go's "all goroutines are asleep":
-    /// when every goroutine of the pool is blocked, no worker has work, no
-    /// timer of the pool is pending, no thread is in sync_wait or drives a
-    /// run_loop, no ticker lives, and nothing is posted from outside for
-    /// `grace`, `report` is called once (from a worker) with a description
-    /// of the blocked goroutines. Call before spawning anything.
-    void detect_deadlocks(std::function<void(std::string)> report,
-                          std::chrono::milliseconds grace = std::chrono::milliseconds(50)) {
-        deadlock_report_ = std::move(report);
-        deadlock_grace_ = grace;
-    }
 
     /// Scheduling constants (see the top of this file).
     static constexpr int runnext_limit = 3;
