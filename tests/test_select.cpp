@@ -12,18 +12,7 @@
 #include "catch.hpp"
 #include "helpers.hpp"
 
-// Counts heap allocations, to prove that a ready select allocates nothing.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmismatched-new-delete"  // malloc/free behind new/delete is the point
-#endif
-static std::atomic<long> g_allocations{0};
-void* operator new(std::size_t n) {
-    g_allocations.fetch_add(1, std::memory_order_relaxed);
-    if (void* p = std::malloc(n ? n : 1)) return p;
-    throw std::bad_alloc();
-}
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+#include "counting_allocator.hpp"  // this program counts its heap allocations
 
 using csp::chan_status;
 
