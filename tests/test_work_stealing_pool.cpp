@@ -12,10 +12,10 @@ using namespace std::chrono_literals;
 static_assert(csp::executor<csp::work_stealing_pool>);
 
 TEST_CASE("a pool runs goroutines posted from outside it") {
-    csp::work_stealing_pool pool(2);
     csp::wait_group wg;
     std::atomic<int> n{0};
     wg.add(1000);
+    csp::work_stealing_pool pool(2);  // after the locals its goroutines use
     for (int i = 0; i < 1000; ++i)
         csp::spawn(pool, [&]() -> csp::task<> {
             ++n;
@@ -32,13 +32,13 @@ TEST_CASE("a pool has the number of workers it was given, at least one") {
 }
 
 TEST_CASE("fan-out and fan-in with thousands of goroutines on a pool loses nothing") {
-    csp::work_stealing_pool pool(4);
     auto jobs = csp::make_channel<long>(64);
     auto results = csp::make_channel<long>(64);
     constexpr long n_jobs = 20000;
     constexpr int n_workers = 2000;
     csp::wait_group workers;
     workers.add(n_workers);
+    csp::work_stealing_pool pool(4);  // after the locals its goroutines use
     for (int w = 0; w < n_workers; ++w)
         csp::spawn(pool, [&]() -> csp::task<> {
             while (auto j = co_await jobs.recv()) co_await results.send(*j * 2);
@@ -63,13 +63,13 @@ TEST_CASE("goroutines migrate between workers and keep working") {
     // records the threads it ran on. The library keeps no thread-local state
     // across a co_await, so whatever thread resumes them, channels and
     // this_executor keep working.
-    csp::work_stealing_pool pool(4);
     std::atomic<int> migrated{0};
     std::atomic<int> bad_executor{0};
     csp::wait_group wg;
     auto ch = csp::make_channel<int>(8);
     constexpr int goroutines = 64;
     wg.add(goroutines);
+    csp::work_stealing_pool pool(4);  // after the locals its goroutines use
     for (int g = 0; g < goroutines; ++g)
         csp::spawn(pool, [&]() -> csp::task<> {
             std::set<std::thread::id> threads;
@@ -115,7 +115,7 @@ TEST_CASE("a ping-pong pair does not starve other goroutines on its worker") {
     std::atomic<bool> other_ran{false};
     csp::wait_group done;
     done.add(3);
-    csp::work_stealing_pool pool(1);
+    csp::work_stealing_pool pool(1);  // after the locals its goroutines use
     csp::spawn(pool, [&]() -> csp::task<> {
         while (!other_ran.load()) {
             co_await ping.send(1);
@@ -144,9 +144,9 @@ static double process_cpu_seconds() {
 }
 
 TEST_CASE("an idle pool uses no CPU") {
-    csp::work_stealing_pool pool(2);
     csp::wait_group wg;
     wg.add(1);
+    csp::work_stealing_pool pool(2);  // after the locals its goroutines use
     csp::spawn(pool, [&]() -> csp::task<> {
         wg.done();
         co_return;
@@ -160,12 +160,12 @@ TEST_CASE("an idle pool uses no CPU") {
 }
 
 TEST_CASE("posting to a pool from many threads at once is safe") {
-    csp::work_stealing_pool pool(2);
     csp::wait_group wg;
     std::atomic<int> n{0};
     constexpr int threads = 8, per_thread = 2000;
     wg.add(threads * per_thread);
     std::vector<std::thread> posters;
+    csp::work_stealing_pool pool(2);  // after the locals its goroutines use
     for (int t = 0; t < threads; ++t)
         posters.emplace_back([&] {
             for (int i = 0; i < per_thread; ++i)
