@@ -239,32 +239,11 @@ private:
                 stop_searching(w);
                 return h;
             }
-            if (std::coroutine_handle<> h = spin_for_work(w)) {
-                stop_searching(w);
-                return h;
-            }
             park(w);
         }
     }
 
-    /// Before sleeping, a searching worker keeps looking for a few
-    /// microseconds (Go's spinning M): work often arrives right after a
-    /// worker ran dry, and a futex sleep and wake-up cost far more. Bounded,
-    /// and only while counted as searching, so an idle pool still sleeps.
-    std::coroutine_handle<> spin_for_work(worker& w) {
-        if (!w.searching) return {};
-        for (int i = 0; i < spin_rounds; ++i) {
-            for (int j = 0; j < 16; ++j) detail::cpu_relax();
-            if (stopping_.load(std::memory_order_acquire)) return {};
-            if (auto h = w.queue.pop()) return h;
-            if (auto h = pop_global(w)) return h;
-            for (auto& victim : workers_)
-                if (&victim != &w && !victim.queue.empty())
-                    if (auto h = victim.queue.steal_into(w.queue)) return h;
-        }
-        return {};
-    }
-    static constexpr int spin_rounds = 16;
+
 
     std::coroutine_handle<> take_local_or_global(worker& w) {
         if (++w.tick % global_poll_interval == 0)
