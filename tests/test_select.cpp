@@ -239,7 +239,7 @@ TEST_CASE("a select over only nil channels blocks forever") {
     CHECK(loop.goroutines().size() == 1);
 }
 
-TEST_CASE("a select with no cases is rejected at compile time") {
+TEST_CASE("a select over an empty runtime-sized list blocks forever (an empty fixed select does not compile)") {
     // csp::select() static_asserts; the dynamic form with an empty list and
     // no default blocks forever, like Go's `select {}`.
     csp::run_loop loop;

@@ -77,9 +77,14 @@ TEST_CASE("after is a select case that fires when nothing else is ready") {
 }
 
 TEST_CASE("after's clock starts when it is called") {
+    auto before = csp::clock::now();
     auto t = csp::after(10ms);
-    auto deadline = t.deadline();
-    CHECK(deadline <= csp::clock::now() + 10ms);
+    auto after = csp::clock::now();
+    // The deadline is fixed by the call itself, not by a later await or select.
+    CHECK(t.deadline() >= before + 10ms);
+    CHECK(t.deadline() <= after + 10ms);
+    auto copy = t.recv();
+    CHECK(copy.deadline() == t.deadline());
 }
 
 TEST_CASE("a ready channel case beats a pending timeout, and the losing timer is cancelled") {
