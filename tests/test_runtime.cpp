@@ -145,9 +145,10 @@ TEST_CASE("deadlock detection can be switched off") {
     std::thread feeder;
     int v = csp::run(csp::run_options{.detect_deadlocks = false}, [&]() -> csp::task<int> {
         // A plain thread that feeds the runtime with try_send, which the
-        // detector cannot see: with detection off, run just waits.
+        // detector cannot see. An unbuffered try_send succeeds only once the
+        // receiver below is parked, so the thread synchronises on the channel
+        // itself; with detection off, nothing else watches the idle runtime.
         feeder = std::thread([ch]() mutable {
-            std::this_thread::sleep_for(std::chrono::milliseconds(120));
             while (ch.try_send(9) != csp::chan_status::ok) std::this_thread::yield();
         });
         co_return *co_await ch.recv();

@@ -53,6 +53,11 @@ class channel;
 
 namespace detail {
 
+/// True when an operation that completed at once should still yield: the
+/// thread's cooperative budget is spent and there is an executor to re-queue
+/// on. Shared by channel operations and select.
+inline bool should_yield() noexcept { return !consume_budget() && current_executor(); }
+
 /// What the send and receive awaiters share: one waiter for one queue of one
 /// channel, and the blocked_op a plain `co_await` parks with. csp::select
 /// uses the same waiter with the select's own blocked_op instead (the "case
@@ -99,11 +104,15 @@ protected:
     channel_op_base(channel_base* ch, bool is_send) noexcept : ch_(ch), is_send_(is_send) {}
     ~channel_op_base() { case_disarm(); }
 
+    /// True while parked on the channel (a plain co_await or a select arm),
+    /// until the verdict is taken.
+    bool armed() const noexcept { return armed_; }
+
     /// Called by await_ready after the operation completed at once: true to
     /// continue without suspending, false to suspend just to yield, because
     /// the thread's cooperative budget is spent (detail/budget.hpp).
     bool continue_or_yield() noexcept {
-        if (consume_budget() || !current_executor()) return true;
+        if (!should_yield()) return true;
         yield_instead_ = true;
         return false;
     }
@@ -158,8 +167,7 @@ private:
     bool armed_ = false;
     bool yield_instead_ = false;
 
-protected:
-    bool parked_ = false;  // for recv_awaiter; here so that it packs with the flags above
+
 };
 
 [[noreturn]] inline void throw_send_on_closed() { throw channel_closed("csp: send on closed channel"); }
@@ -194,7 +202,7 @@ public:
         park(h, src_, detail::goroutine_of(h));
     }
     void await_resume() {
-        if (status_ == chan_status::would_block) case_woken();
+        if (armed()) case_woken();  // parked: the counterpart decided
         case_result();
     }
 
@@ -246,11 +254,10 @@ public:
     template <class P>
     void await_suspend(std::coroutine_handle<P> h) {
         if (yielded(h)) return;
-        parked_ = true;
         park(h, &result_, detail::goroutine_of(h));
     }
     std::optional<T> await_resume() {
-        if (parked_) case_woken();
+        if (armed()) case_woken();  // parked: the counterpart filled result_ or closed
         return case_result();
     }
 

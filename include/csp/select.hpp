@@ -41,6 +41,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <numeric>
+#include <ranges>
 #include <span>
 #include <stdexcept>
 #include <tuple>
@@ -182,10 +183,8 @@ inline constexpr int default_fired = -2;
 /// A select that completed at once still yields when the thread's
 /// cooperative budget is spent (detail/budget.hpp). True if it re-queued `h`.
 inline bool yield_if_budget_spent(std::coroutine_handle<> h) {
-    if (consume_budget()) return false;
-    executor_ref ex = current_executor();
-    if (!ex) return false;
-    ex.post_yield(h);
+    if (!should_yield()) return false;
+    current_executor().post_yield(h);
     return true;
 }
 
@@ -435,37 +434,40 @@ auto select_biased(Cases&&... cases) {
 /// channel of a fan-in). The result's index() is the position in the list.
 /// An empty list without default blocks forever. The cases are used up: build
 /// a fresh list for each select.
-template <select_case C>
-auto select(std::span<C> cases) {
-    return detail::dynamic_select_awaiter<false, C>(cases, false);
+namespace detail {
+/// A contiguous list of cases of one type: a std::vector, std::array or
+/// std::span of ch.recv() or ch.send(v) awaiters.
+template <class R>
+concept case_list = std::ranges::contiguous_range<R> && std::ranges::sized_range<R> &&
+                    select_case<std::ranges::range_value_t<R>>;
+
+template <bool Biased, class R>
+auto select_over(R& cases, bool has_default) {
+    using C = std::ranges::range_value_t<R>;
+    return dynamic_select_awaiter<Biased, C>(std::span<C>(std::ranges::data(cases), std::ranges::size(cases)),
+                                             has_default);
 }
-template <select_case C>
-auto select(std::span<C> cases, default_case_t) {
-    return detail::dynamic_select_awaiter<false, C>(cases, true);
+}  // namespace detail
+
+template <class R>
+    requires detail::case_list<std::remove_cvref_t<R>>
+auto select(R&& cases) {
+    return detail::select_over<false>(cases, false);
 }
-template <select_case C>
-auto select(std::vector<C>& cases) {
-    return select(std::span<C>(cases));
+template <class R>
+    requires detail::case_list<std::remove_cvref_t<R>>
+auto select(R&& cases, default_case_t) {
+    return detail::select_over<false>(cases, true);
 }
-template <select_case C>
-auto select(std::vector<C>& cases, default_case_t d) {
-    return select(std::span<C>(cases), d);
+template <class R>
+    requires detail::case_list<std::remove_cvref_t<R>>
+auto select_biased(R&& cases) {
+    return detail::select_over<true>(cases, false);
 }
-template <select_case C>
-auto select_biased(std::span<C> cases) {
-    return detail::dynamic_select_awaiter<true, C>(cases, false);
-}
-template <select_case C>
-auto select_biased(std::span<C> cases, default_case_t) {
-    return detail::dynamic_select_awaiter<true, C>(cases, true);
-}
-template <select_case C>
-auto select_biased(std::vector<C>& cases) {
-    return select_biased(std::span<C>(cases));
-}
-template <select_case C>
-auto select_biased(std::vector<C>& cases, default_case_t d) {
-    return select_biased(std::span<C>(cases), d);
+template <class R>
+    requires detail::case_list<std::remove_cvref_t<R>>
+auto select_biased(R&& cases, default_case_t) {
+    return detail::select_over<true>(cases, true);
 }
 
 }  // namespace csp

@@ -1,12 +1,13 @@
 // csp/sync_wait.hpp - block a plain thread until an awaitable completes.
 //
-// sync_wait runs a private run_loop on the calling thread and drives a small
-// coroutine that awaits the argument. Whatever the awaitable suspends on
+// sync_wait runs a run_loop on the calling thread (one per thread and nesting
+// depth, reset after each call) and drives a small coroutine that awaits the
+// argument. Whatever the awaitable suspends on
 // (a channel, a wait_group, a select) wakes it by posting to that loop, so
 // the thread sleeps on a condition variable in between: no spinning.
 //
 // Goroutines started with csp::go() from inside the awaited task run on that
-// private loop too; like goroutines left behind by Go's main, the ones still
+// loop too; like goroutines left behind by Go's main, the ones still
 // alive when the awaited operation completes are destroyed, not resumed.
 // Do not call sync_wait from inside a goroutine: it would block its executor.
 #pragma once

@@ -109,11 +109,11 @@ detail::deadline_timer sleep_for(std::chrono::duration<Rep, Period> d) noexcept 
 /// a value), or await it directly.
 template <class Rep, class Period>
 detail::deadline_timer after(std::chrono::duration<Rep, Period> d) noexcept {
-    return detail::deadline_timer(clock::now() + std::chrono::ceil<clock::duration>(d));
+    return sleep_for(d);  // the same timer; only the spelling differs
 }
 
 /// A deadline as a select case: fires at t.
-inline detail::deadline_timer at(clock::time_point t) noexcept { return detail::deadline_timer(t); }
+inline detail::deadline_timer at(clock::time_point t) noexcept { return sleep_until(t); }
 
 /// Delivers the time on a channel every `period`, like Go's time.Ticker.
 /// The channel holds one tick; a receiver too slow to take it misses the
