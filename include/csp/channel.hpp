@@ -283,6 +283,9 @@ private:
     std::optional<T> result_;
 };
 
+/// A channel handle. Copies share one channel; the operations are const
+/// because they change the channel, not the handle (capture channels by
+/// value in goroutines, as Go closures do).
 template <class T>
 class channel {
     static_assert(std::is_move_constructible_v<T>, "csp::channel<T> needs a move-constructible T");
@@ -295,28 +298,28 @@ public:
     channel() noexcept = default;
 
     /// `co_await ch.send(std::move(v))`: moves from v only if the send happens.
-    send_awaiter<T> send(T&& v) noexcept { return send_awaiter<T>(get(), v); }
+    send_awaiter<T> send(T&& v) const noexcept { return send_awaiter<T>(get(), v); }
     /// `co_await ch.send(v)`: sends a copy of v, made before the send.
-    send_awaiter<T> send(const T& v) { return send_awaiter<T>(get(), v); }
+    send_awaiter<T> send(const T& v) const { return send_awaiter<T>(get(), v); }
     /// `co_await ch.recv()` -> std::optional<T>.
-    recv_awaiter<T> recv() noexcept { return recv_awaiter<T>(get()); }
+    recv_awaiter<T> recv() const noexcept { return recv_awaiter<T>(get()); }
 
     /// Sends without waiting. Moves from v only when it returns ok. Reports
     /// closed instead of throwing; reports would_block on a nil channel.
-    chan_status try_send(T&& v) noexcept {
+    chan_status try_send(T&& v) const noexcept {
         if (!state_) return chan_status::would_block;
         std::lock_guard lock(state_->mu);
         return state_->try_send_locked(v);
     }
     /// Sends a copy of v without waiting.
-    chan_status try_send(const T& v) {
+    chan_status try_send(const T& v) const {
         if (!state_) return chan_status::would_block;
         T copy(v);  // copied outside the lock, so a throwing copy changes nothing
         return try_send(std::move(copy));
     }
 
     /// Receives without waiting.
-    try_recv_result<T> try_recv() noexcept {
+    try_recv_result<T> try_recv() const noexcept {
         try_recv_result<T> r{chan_status::would_block, std::nullopt};
         if (!state_) return r;
         std::lock_guard lock(state_->mu);
@@ -327,7 +330,7 @@ public:
     /// Closes the channel: buffered values can still be received, then
     /// receivers get nullopt; blocked senders throw channel_closed. Throws
     /// channel_closed if the channel is nil or already closed.
-    void close() {
+    void close() const {
         if (!state_) throw channel_closed("csp: close of nil channel");
         bool first;
         {

@@ -4,6 +4,8 @@
 #include "channel.hpp"
 #include "executor.hpp"
 #include "go.hpp"
+#include "net.hpp"
+#include "poller.hpp"
 #include "run_loop.hpp"
 #include "runtime.hpp"
 #include "select.hpp"

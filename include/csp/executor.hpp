@@ -17,6 +17,8 @@
 
 namespace csp {
 
+class poller;
+
 /// Anything that accepts a coroutine handle to resume later on its own
 /// thread(s). `post` must be safe to call from any thread.
 template <class E>
@@ -61,6 +63,11 @@ public:
     /// executors that detect deadlocks; null for the others.
     std::atomic<long>* pending_wakeups() const noexcept { return ops_->pending_wakeups(object_); }
 
+    /// The poller that watches file descriptors for this executor's
+    /// goroutines (an `io_poller()` member returning `poller&` or
+    /// `poller*`), or null if it has none.
+    poller* io() const noexcept { return ops_->io(object_); }
+
     /// The registry that goroutines spawned on this executor join.
     detail::goroutine_registry& goroutines() const noexcept {
         detail::goroutine_registry* r = ops_->goroutines(object_);
@@ -73,6 +80,7 @@ private:
         void (*post_yield)(void*, std::coroutine_handle<>);
         detail::goroutine_registry* (*goroutines)(void*) noexcept;
         std::atomic<long>* (*pending_wakeups)(void*) noexcept;
+        poller* (*io)(void*) noexcept;
     };
 
     template <class E>
@@ -89,6 +97,13 @@ private:
         [](void* o) noexcept -> std::atomic<long>* {
             if constexpr (requires { { static_cast<E*>(o)->pending_wakeups() } -> std::same_as<std::atomic<long>&>; })
                 return &static_cast<E*>(o)->pending_wakeups();
+            else return nullptr;
+        },
+        [](void* o) noexcept -> poller* {
+            if constexpr (requires { { static_cast<E*>(o)->io_poller() } -> std::same_as<poller&>; })
+                return &static_cast<E*>(o)->io_poller();
+            else if constexpr (requires { { static_cast<E*>(o)->io_poller() } -> std::same_as<poller*>; })
+                return static_cast<E*>(o)->io_poller();
             else return nullptr;
         },
     };

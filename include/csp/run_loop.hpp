@@ -5,6 +5,11 @@
 // them, so a program driven by run_until_idle() is deterministic. It is also
 // how csp embeds in another event loop: call run_until_idle() from that
 // loop's idle hook, or run() on a dedicated thread.
+//
+// A loop constructed with a poller drives it: goroutines on the loop watch
+// their file descriptors with that poller, run() sleeps in its epoll_wait
+// when idle (a post interrupts it), and run_until_idle() looks for ready
+// file descriptors without blocking.
 #pragma once
 
 #include <condition_variable>
@@ -17,12 +22,16 @@
 #include "detail/goroutine_registry.hpp"
 #include "detail/ring_buffer.hpp"
 #include "executor.hpp"
+#include "poller.hpp"
 
 namespace csp {
 
 class run_loop {
 public:
     run_loop() = default;
+
+    /// A loop that drives `p` (which must outlive it).
+    explicit run_loop(poller& p) noexcept : poller_(&p) {}
     run_loop(const run_loop&) = delete;
     run_loop& operator=(const run_loop&) = delete;
 
@@ -43,7 +52,7 @@ public:
         std::lock_guard lock(mu_);
         if (queue_.full()) queue_.grow();
         queue_.emplace_back(h);
-        if (sleeping_) ready_.notify_one();
+        wake_locked();
     }
 
     /// Resumes one queued coroutine if there is one. Never blocks. Rethrows
@@ -62,8 +71,10 @@ public:
     /// Runs until nothing is queued. Returns how many coroutines it resumed.
     std::size_t run_until_idle() {
         std::size_t n = 0;
-        while (run_one()) ++n;
-        return n;
+        for (;;) {
+            while (run_one()) ++n;
+            if (!poller_ || poller_->sources() == 0 || poller_->poll(std::chrono::nanoseconds::zero()) == 0) return n;
+        }
     }
 
     /// Runs, sleeping when idle (no spinning), until stop() is called.
@@ -71,16 +82,19 @@ public:
     void run() {
         detail::external_driver_scope driving;  // may wake goroutines elsewhere (deadlock detection)
         std::unique_lock lock(mu_);
+        std::uint32_t tick = 0;
         while (!stop_requested_) {
             if (queue_.empty()) {
-                sleeping_ = true;
-                ready_.wait(lock, [&] { return stop_requested_ || !queue_.empty(); });
-                sleeping_ = false;
+                sleep(lock);
                 continue;
             }
             std::coroutine_handle<> h = queue_.pop_front();
             lock.unlock();
             resume(h);
+            // Now and then look for ready fds even while busy, so that an
+            // always-ready goroutine cannot starve I/O.
+            if (poller_ && ++tick % io_poll_interval == 0 && poller_->sources() != 0)
+                poller_->poll(std::chrono::nanoseconds::zero());
             lock.lock();
         }
         stop_requested_ = false;
@@ -92,7 +106,7 @@ public:
     void stop() {
         std::lock_guard lock(mu_);
         stop_requested_ = true;
-        ready_.notify_all();
+        wake_locked();
     }
 
     /// Returns the loop to its initial state: destroys the goroutines spawned
@@ -118,7 +132,39 @@ public:
     /// The goroutines spawned on this loop that are still alive.
     detail::goroutine_registry& goroutines() noexcept { return goroutines_; }
 
+    /// The poller this loop drives, or null.
+    poller* io_poller() const noexcept { return poller_; }
+
+    /// run() looks for ready fds every this many resumptions.
+    static constexpr std::uint32_t io_poll_interval = 61;
+
 private:
+    /// Sleeps until a post or stop: in the poller's wait if the loop has
+    /// one (handling the events it brings), else on the condition variable.
+    void sleep(std::unique_lock<std::mutex>& lock) {
+        if (!poller_) {
+            sleeping_ = true;
+            ready_.wait(lock, [&] { return stop_requested_ || !queue_.empty(); });
+            sleeping_ = false;
+            return;
+        }
+        sleeping_in_poller_ = true;
+        lock.unlock();
+        poller::event_batch batch;
+        poller_->wait(batch, std::chrono::nanoseconds(-1));
+        lock.lock();
+        sleeping_in_poller_ = false;
+        lock.unlock();
+        poller_->dispatch(batch);  // posts to this loop: not under mu_
+        lock.lock();
+    }
+
+    /// Wakes run() if it sleeps. Requires mu_.
+    void wake_locked() {
+        if (sleeping_) ready_.notify_all();
+        if (sleeping_in_poller_) poller_->interrupt();
+    }
+
     void resume(std::coroutine_handle<> h) {
         {
             detail::current_executor_scope scope(*this);
@@ -132,7 +178,9 @@ private:
     std::condition_variable ready_;
     detail::ring_buffer<std::coroutine_handle<>> queue_;
     bool sleeping_ = false;
+    bool sleeping_in_poller_ = false;
     bool stop_requested_ = false;
+    poller* poller_ = nullptr;
     detail::goroutine_registry goroutines_;
 };
 

@@ -20,6 +20,16 @@
 //   burst of posts wakes one thread, not all of them.
 // * Parking. An idle worker sleeps on its own futex (detail/parker.hpp); an
 //   idle pool uses no CPU.
+// * I/O (Go's netpoller). The pool owns a poller (poller.hpp). While file
+//   descriptors are registered, a worker that runs out of work first looks
+//   for ready fds without blocking, and the first worker to park sleeps in
+//   epoll_wait instead of on its futex (`polling_worker_`). Readiness then
+//   wakes the goroutine on the worker that harvested it: the woken goroutine
+//   lands in that worker's run-next slot, with no hop through another
+//   thread. Posts wake futex sleepers first and interrupt the poller (an
+//   eventfd write) only when it is the one idle worker. A busy worker looks
+//   at the poller every `global_poll_interval` ticks when nobody sleeps in
+//   it, so a busy pool does not starve I/O.
 //
 // The wake-up protocol (no lost wake-ups). A poster publishes its work, then
 // reads `idle_count_` with a read-modify-write (fetch_add(0)) and, if some
@@ -57,6 +67,7 @@
 #include "detail/ring_buffer.hpp"
 #include "detail/spin_mutex.hpp"
 #include "executor.hpp"
+#include "poller.hpp"
 
 namespace csp {
 
@@ -135,6 +146,7 @@ public:
     void stop() noexcept {
         stopping_.store(true, std::memory_order_seq_cst);
         for (auto& w : workers_) w.parker.unpark();
+        poller_.interrupt();
     }
 
     /// True once stop() was called.
@@ -148,6 +160,9 @@ public:
     /// Pending wake-ups from outside the pool (timers of its goroutines).
     std::atomic<long>& pending_wakeups() noexcept { return pending_wakeups_; }
 
+    /// The poller that watches the file descriptors of this pool's goroutines.
+    poller& io_poller() noexcept { return poller_; }
+
     /// Scheduling constants (see the top of this file).
     static constexpr int runnext_limit = 3;
     static constexpr std::uint32_t global_poll_interval = 61;
@@ -160,6 +175,7 @@ private:
         std::uint32_t tick = 0;           // owner only
         bool searching = false;           // owner only: counted in searching_
         bool idle = false;                // guarded by idle_mu_
+        poller::event_batch* io_events = nullptr;  // owner only: where park() harvests I/O
         detail::parker parker;
         std::size_t index = 0;
         work_stealing_pool* pool = nullptr;
@@ -173,6 +189,8 @@ private:
     [[gnu::noinline]] static void set_current_worker(worker* w) noexcept { current_worker_slot = w; }
 
     void run_worker(worker& w) {
+        poller::event_batch events;
+        w.io_events = &events;
         w.pool = this;
         set_current_worker(&w);
         detail::current_executor_scope scope(*this);
@@ -235,6 +253,7 @@ private:
                 stop_searching(w);
                 return h;
             }
+            if (poll_io(w)) continue;  // ready fds woke goroutines onto this worker
             if (std::coroutine_handle<> h = try_steal(w)) {
                 stop_searching(w);
                 return h;
@@ -246,8 +265,10 @@ private:
 
 
     std::coroutine_handle<> take_local_or_global(worker& w) {
-        if (++w.tick % global_poll_interval == 0)
+        if (++w.tick % global_poll_interval == 0) {
+            if (!someone_in_epoll_.load(std::memory_order_relaxed)) poll_io(w);
             if (auto h = pop_global(w)) return h;
+        }
         if (w.runnext) {
             if (w.runnext_streak < runnext_limit) {
                 ++w.runnext_streak;
@@ -258,6 +279,14 @@ private:
         w.runnext_streak = 0;
         if (auto h = w.queue.pop()) return h;
         return pop_global(w);
+    }
+
+    /// Looks for ready fds without blocking and wakes their goroutines (into
+    /// this worker's queues). True if there were any.
+    bool poll_io(worker& w) {
+        if (poller_.sources() == 0) return false;
+        poller_.wait(*w.io_events, std::chrono::nanoseconds::zero());
+        return poller_.dispatch(*w.io_events) != 0;
     }
 
     std::coroutine_handle<> try_steal(worker& w) {
@@ -296,17 +325,31 @@ private:
             w.searching = false;
             searching_.fetch_sub(1, std::memory_order_seq_cst);
         }
+        bool as_poller;
         {
             std::lock_guard lock(idle_mu_);
             w.idle = true;
-            idle_.push_back(&w);
+            // The first worker to park while fds are registered sleeps in
+            // epoll_wait; the others sleep on their futex.
+            as_poller = !polling_worker_ && poller_.sources() != 0;
+            if (as_poller) {
+                polling_worker_ = &w;
+                someone_in_epoll_.store(true, std::memory_order_relaxed);
+            } else {
+                idle_.push_back(&w);
+            }
             idle_count_.fetch_add(1, std::memory_order_seq_cst);
         }
+        w.io_events->count = 0;
         if (!any_work_visible() && !stopping_.load(std::memory_order_seq_cst)) {
-            if (deadlock_report_ && looks_deadlocked()) watch_for_deadlock(w);
+            if (as_poller) poller_.wait(*w.io_events, std::chrono::nanoseconds(-1));
+            else if (deadlock_report_ && looks_deadlocked()) watch_for_deadlock(w);
             else w.parker.park();
         }
         leave_idle(w);
+        // Not idle any more: the goroutines these events wake land in this
+        // worker's run-next slot and queue, and a post does not try to wake us.
+        if (as_poller) poller_.dispatch(*w.io_events);
     }
 
     // ---- deadlock detection ----
@@ -314,7 +357,8 @@ private:
     bool looks_deadlocked() const {
         return idle_count_.load(std::memory_order_seq_cst) == workers_.size() &&
                pending_wakeups_.load(std::memory_order_seq_cst) == 0 &&
-               detail::external_drivers.load(std::memory_order_seq_cst) == 0 && goroutines_.size() > 0 &&
+               detail::external_drivers.load(std::memory_order_seq_cst) == 0 && poller_.sources() == 0 &&
+               goroutines_.size() > 0 &&
                !any_work_visible();
     }
 
@@ -343,13 +387,18 @@ private:
 
     void leave_idle(worker& w) {
         std::lock_guard lock(idle_mu_);
+        bool was_poller = polling_worker_ == &w;
+        if (was_poller) {
+            polling_worker_ = nullptr;
+            someone_in_epoll_.store(false, std::memory_order_relaxed);
+        }
         if (!w.idle) {
             // notify_work() took us off the list and counted us as searching.
             w.searching = true;
             return;
         }
         w.idle = false;
-        idle_.erase(std::find(idle_.begin(), idle_.end(), &w));
+        if (!was_poller) idle_.erase(std::find(idle_.begin(), idle_.end(), &w));
         idle_count_.fetch_sub(1, std::memory_order_seq_cst);
     }
 
@@ -359,11 +408,17 @@ private:
         int zero = 0;
         if (!searching_.compare_exchange_strong(zero, 1, std::memory_order_seq_cst)) return;
         worker* w = nullptr;
+        bool in_poller = false;
         {
             std::lock_guard lock(idle_mu_);
             if (!idle_.empty()) {
                 w = idle_.back();
                 idle_.pop_back();
+            } else if (polling_worker_ && polling_worker_->idle) {
+                w = polling_worker_;  // the only idle worker sleeps in epoll_wait
+                in_poller = true;
+            }
+            if (w) {
                 w->idle = false;
                 idle_count_.fetch_sub(1, std::memory_order_seq_cst);
             }
@@ -373,9 +428,12 @@ private:
             searching_.fetch_sub(1, std::memory_order_seq_cst);
             return;
         }
-        w->parker.unpark();  // it wakes up searching (see leave_idle)
+        // It wakes up searching (see leave_idle).
+        if (in_poller) poller_.interrupt();
+        else w->parker.unpark();
     }
 
+    poller poller_;  // before the workers, which use it from the start
     std::vector<worker> workers_;
 
     detail::spin_mutex global_mu_;
@@ -384,6 +442,8 @@ private:
 
     std::mutex idle_mu_;
     std::vector<worker*> idle_;  // reserved up front: never allocates after start
+    worker* polling_worker_ = nullptr;  // the idle worker in epoll_wait (not in idle_)
+    std::atomic<bool> someone_in_epoll_{false};  // hint: someone is in epoll_wait
     std::atomic<std::size_t> idle_count_{0};
     std::atomic<int> searching_{0};
     std::atomic<bool> stopping_{false};
