@@ -110,49 +110,6 @@ TEST_CASE("virtual time moves only when every goroutine is blocked") {
     });
 }
 
-TEST_CASE("sleepers wake in deadline order in virtual time") {
-    for (std::uint64_t seed = 1; seed <= 200; ++seed) {
-        auto order = ct::run(seed, []() -> csp::task<std::vector<int>> {
-            std::vector<int> order;
-            csp::wait_group wg;
-            wg.add(5);
-            for (int i = 0; i < 5; ++i)
-                csp::go([](int i, std::vector<int>& order, csp::wait_group& wg) -> csp::task<> {
-                    co_await csp::sleep_for(std::chrono::seconds(50 - 10 * i));
-                    order.push_back(i);
-                    wg.done();
-                }, i, std::ref(order), std::ref(wg));
-            co_await wg.wait();
-            co_return order;
-        });
-        REQUIRE(order == std::vector<int>{4, 3, 2, 1, 0});
-    }
-}
-
-TEST_CASE("a ticker ticks on virtual time, one period apart") {
-    ct::run(5, []() -> csp::task<> {
-        csp::ticker t(250ms);
-        auto start = csp::now();
-        for (int i = 1; i <= 8; ++i) {
-            auto tick = co_await t.channel().recv();
-            if (!tick || *tick - start != i * 250ms) throw std::runtime_error("tick at the wrong time");
-            if (csp::now() != *tick) throw std::runtime_error("the clock is not at the tick");
-        }
-    });
-}
-
-TEST_CASE("a ticker drops ticks for a slow receiver, in virtual time") {
-    ct::run(5, []() -> csp::task<> {
-        csp::ticker t(1s);
-        auto start = csp::now();
-        co_await csp::sleep_for(10500ms);  // ten ticks come; the channel keeps the first
-        auto tick = co_await t.channel().recv();
-        if (*tick - start != 1s) throw std::runtime_error("expected the first tick, kept in the buffer");
-        tick = co_await t.channel().recv();  // the next one is at 11 s: 2..10 were dropped
-        if (*tick - start != 11s) throw std::runtime_error("expected the tick at 11 s");
-    });
-}
-
 TEST_CASE("the deterministic executor reports a deadlock instead of hanging") {
     ct::deterministic_executor ex(9);
     auto body = []() -> csp::task<> {
