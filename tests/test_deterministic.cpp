@@ -141,6 +141,15 @@ TEST_CASE("a pending timer is not a deadlock; a goroutine blocked behind it is")
                     csp::deadlock_error);
 }
 
+TEST_CASE("a goroutine blocked forever beside a ticker nobody reads is reported, not spun on") {
+    CHECK_THROWS_WITH(ct::run(1, []() -> csp::task<> {
+                          csp::ticker t(1ms);
+                          auto ch = csp::make_channel<int>();
+                          co_await ch.recv();
+                      }),
+                      Catch::Contains("deadlock") && Catch::Contains("woke nothing"));
+}
+
 TEST_CASE("exceptions of the main goroutine and of other goroutines propagate") {
     CHECK_THROWS_WITH(ct::run(1, []() -> csp::task<> {
                           co_await csp::yield();

@@ -81,8 +81,18 @@ public:
             ~cleanup() { ex.clear(); }
         } guard{*this};
         spawn(*this, detail::run_main(std::move(main), out), origin);
+        std::uint64_t idle_jumps = 0;  // time jumps in a row that woke no goroutine
         while (!out.finished) {
-            if (!run_one() && !advance_time()) throw_deadlock();
+            if (run_one()) {
+                idle_jumps = 0;
+                continue;
+            }
+            if (!advance_time()) throw_deadlock("");
+            // Only tickers nobody receives from are left: they would keep
+            // virtual time running forever. Go would hang; a test should not.
+            if (++idle_jumps > max_idle_jumps)
+                throw_deadlock("  (only timers that wake no goroutine are left: " + std::to_string(max_idle_jumps) +
+                               " time jumps woke nothing)\n");
         }
         if (out.error) std::rethrow_exception(out.error);
         if constexpr (!std::is_void_v<T>) return std::move(*out.value);
@@ -145,8 +155,10 @@ private:
         return h;
     }
 
-    [[noreturn]] void throw_deadlock() {
-        throw deadlock_error("csp: all goroutines are asleep - deadlock!\n" + goroutines_.describe() +
+    static constexpr std::uint64_t max_idle_jumps = 100000;
+
+    [[noreturn]] void throw_deadlock(const std::string& note) {
+        throw deadlock_error("csp: all goroutines are asleep - deadlock!\n" + goroutines_.describe() + note +
                              "  (csp::testing seed " + std::to_string(seed_) + ")");
     }
 
