@@ -1,5 +1,8 @@
 #include <atomic>
 #include <chrono>
+#include <deque>
+#include <mutex>
+#include <stdexcept>
 #include <vector>
 
 #include "catch.hpp"
@@ -7,8 +10,12 @@
 
 using namespace std::chrono_literals;
 
-// Timer tests assert order and lower bounds only: a slow or loaded machine
-// may wake a sleeper late, never early.
+// Two kinds of timer test. On csp::testing's executor the clock is virtual,
+// so those tests assert exact times, over many seeds, in microseconds. On the
+// real runtime (the process-wide timer thread) they assert order and lower
+// bounds only: a slow or loaded machine may wake a sleeper late, never early.
+
+namespace ct = csp::testing;
 
 TEST_CASE("sleep_for suspends for at least the duration") {
     auto start = csp::clock::now();
@@ -44,13 +51,34 @@ TEST_CASE("sleep_for with a zero or negative duration does not suspend") {
     CHECK(done);
 }
 
-TEST_CASE("sleepers wake in deadline order") {
+TEST_CASE("sleepers wake in deadline order, each exactly at its deadline (virtual time)") {
+    ct::for_each_seed(1000, [](std::uint64_t seed) {
+        ct::run(seed, []() -> csp::task<> {
+            std::vector<int> woke;
+            csp::wait_group wg;
+            wg.add(5);
+            const auto start = csp::now();
+            for (int i : {4, 2, 0, 3, 1})
+                csp::go([&, i]() -> csp::task<> {
+                    co_await csp::sleep_for(std::chrono::milliseconds(5 + 15 * i));
+                    if (csp::now() - start != std::chrono::milliseconds(5 + 15 * i))
+                        throw std::runtime_error("woke at the wrong time");
+                    woke.push_back(i);
+                    wg.done();
+                });
+            co_await wg.wait();
+            if (woke != std::vector<int>{0, 1, 2, 3, 4}) throw std::runtime_error("woke out of deadline order");
+        });
+    });
+}
+
+TEST_CASE("sleepers on the real runtime wake in deadline order") {
     std::vector<int> order = csp::run([]() -> csp::task<std::vector<int>> {
         std::vector<int> woke;
         std::mutex mu;
         csp::wait_group wg;
-        wg.add(5);
-        for (int i : {4, 2, 0, 3, 1})
+        wg.add(3);
+        for (int i : {2, 0, 1})
             csp::go([&, i]() -> csp::task<> {
                 co_await csp::sleep_for(std::chrono::milliseconds(5 + 15 * i));
                 {
@@ -62,18 +90,19 @@ TEST_CASE("sleepers wake in deadline order") {
         co_await wg.wait();
         co_return woke;
     });
-    CHECK(order == std::vector<int>{0, 1, 2, 3, 4});
+    CHECK(order == std::vector<int>{0, 1, 2});
 }
 
-TEST_CASE("after is a select case that fires when nothing else is ready") {
-    auto start = csp::clock::now();
-    auto index = csp::run([]() -> csp::task<std::size_t> {
-        auto never = csp::make_channel<int>();
-        auto r = co_await csp::select(never.recv(), csp::after(25ms));
-        co_return r.index();
+TEST_CASE("after is a select case that fires when nothing else is ready, exactly at its deadline") {
+    ct::for_each_seed(1000, [](std::uint64_t seed) {
+        ct::run(seed, []() -> csp::task<> {
+            auto never = csp::make_channel<int>();
+            auto start = csp::now();
+            auto r = co_await csp::select(never.recv(), csp::after(25ms));
+            if (r.index() != 1 || csp::now() - start != 25ms) throw std::runtime_error("the timeout did not fire at 25 ms");
+            if (*r.get<1>() != start + 25ms) throw std::runtime_error("the timeout delivers its deadline");
+        });
     });
-    CHECK(index == 1);
-    CHECK(csp::clock::now() - start >= 25ms);
 }
 
 TEST_CASE("after's clock starts when it is called") {
@@ -138,7 +167,20 @@ TEST_CASE("a select with timeouts racing sends accounts for every value") {
     CHECK(received == 2000);
 }
 
-TEST_CASE("a ticker delivers periodic ticks") {
+TEST_CASE("a ticker delivers a tick every period, exactly (virtual time)") {
+    ct::run(5, []() -> csp::task<> {
+        csp::ticker t(250ms);
+        auto start = csp::now();
+        for (int i = 1; i <= 8; ++i) {
+            auto tick = co_await t.channel().recv();
+            REQUIRE(tick);
+            CHECK(*tick - start == i * 250ms);
+            CHECK(csp::now() == *tick);
+        }
+    });
+}
+
+TEST_CASE("a ticker on the real runtime delivers periodic ticks") {
     auto start = csp::clock::now();
     csp::run([]() -> csp::task<> {
         csp::ticker t(10ms);
@@ -164,6 +206,18 @@ TEST_CASE("a ticker drops ticks for a slow receiver") {
     });
 }
 
+TEST_CASE("a ticker keeps one tick for a slow receiver and drops the rest (virtual time)") {
+    ct::run(5, []() -> csp::task<> {
+        csp::ticker t(1s);
+        auto start = csp::now();
+        co_await csp::sleep_for(10500ms);  // ten ticks come; the channel keeps the first
+        auto tick = co_await t.channel().recv();
+        CHECK(*tick - start == 1s);
+        tick = co_await t.channel().recv();  // the next one is at 11 s: 2..10 were dropped
+        CHECK(*tick - start == 11s);
+    });
+}
+
 TEST_CASE("a million pending timers are cheap to arm and cancel") {
     csp::run_loop loop;
     constexpr int n = 1'000'000;
@@ -178,15 +232,85 @@ TEST_CASE("a million pending timers are cheap to arm and cancel") {
 }
 
 TEST_CASE("after can be received from like Go's time.After channel") {
-    auto start = csp::clock::now();
-    auto [fired, index] = csp::run([]() -> csp::task<std::pair<bool, std::size_t>> {
+    ct::run(1, []() -> csp::task<> {
+        auto start = csp::now();
         auto timeout = csp::after(15ms);
         auto t = co_await timeout.recv();
+        CHECK(t == start + 15ms);
         auto never = csp::make_channel<int>();
         auto r = co_await csp::select(never.recv(), csp::after(5ms).recv());
-        co_return std::pair{t.has_value(), r.index()};
+        CHECK(r.index() == 1);
+        CHECK(csp::now() - start == 20ms);
     });
-    CHECK(fired);
-    CHECK(index == 1);
-    CHECK(csp::clock::now() - start >= 20ms);
+}
+
+TEST_CASE("a blocked select whose channel case wins cancels its timer (virtual time)") {
+    ct::for_each_seed(500, [](std::uint64_t seed) {
+        ct::run(seed, []() -> csp::task<> {
+            auto ch = csp::make_channel<int>();
+            auto& timers = csp::this_executor().timers();
+            csp::go([ch]() mutable -> csp::task<> {
+                co_await csp::sleep_for(5ms);
+                co_await ch.send(7);
+            });
+            auto r = co_await csp::select(ch.recv(), csp::after(1h));
+            if (r.index() != 0 || timers.size() != 0) throw std::runtime_error("the losing timer is still queued");
+        });
+    });
+}
+
+namespace {
+/// An executor with its own externally driven timer queue, as an epoll
+/// poller would have: the run_loop runs goroutines, the test drives time.
+struct loop_with_timers {
+    std::deque<std::coroutine_handle<>> ready;
+    csp::detail::timer_queue queue{csp::detail::timer_queue::clock_kind::virtual_time};
+    void post(std::coroutine_handle<> h) { ready.push_back(h); }
+    csp::detail::timer_queue& timers() noexcept { return queue; }
+    void run_until_idle() {
+        while (!ready.empty()) {
+            auto h = ready.front();
+            ready.pop_front();
+            csp::executor_scope scope(*this);
+            h.resume();
+        }
+    }
+};
+}  // namespace
+
+TEST_CASE("an executor's own timer queue is used, driven from outside, and reports each new earliest deadline") {
+    loop_with_timers ex;
+    std::vector<csp::clock::time_point> announced;
+    ex.queue.on_deadline_changed(
+        [](void* ctx, csp::clock::time_point d) { static_cast<std::vector<csp::clock::time_point>*>(ctx)->push_back(d); },
+        &announced);
+    CHECK(&csp::executor_ref(ex).timers() == &ex.queue);
+    const auto start = ex.queue.now();
+    int woke = 0;
+    for (auto d : {5s, 2s, 9s})
+        csp::spawn(ex, [&woke, d]() -> csp::task<> {
+            co_await csp::sleep_for(d);
+            ++woke;
+        });
+    ex.run_until_idle();
+    // 5 s, then 2 s were each the earliest when inserted; 9 s never was.
+    CHECK(announced == std::vector<csp::clock::time_point>{start + 5s, start + 2s});
+    CHECK(ex.queue.next_deadline() == start + 2s);
+    CHECK(ex.queue.fire_due(ex.queue.now()) == 0);  // nothing is due yet
+    ex.queue.advance_to(start + 5s);
+    CHECK(ex.queue.fire_due(ex.queue.now()) == 2);
+    ex.run_until_idle();
+    CHECK(woke == 2);
+    CHECK(ex.queue.next_deadline() == start + 9s);
+    CHECK(csp::detail::timer_queue::instance().size() == 0);  // nothing went to the process-wide queue
+    ex.queue.advance_to(start + 9s);
+    ex.queue.fire_due(ex.queue.now());
+    ex.run_until_idle();
+    CHECK(woke == 3);
+    CHECK(ex.queue.next_deadline() == csp::clock::time_point::max());
+}
+
+TEST_CASE("advance_to on a real-clock timer queue is an error") {
+    csp::detail::timer_queue q(csp::detail::timer_queue::clock_kind::steady);
+    CHECK_THROWS_AS(q.advance_to(q.now() + 1s), std::logic_error);
 }

@@ -11,6 +11,7 @@
 #include "select.hpp"
 #include "sync_wait.hpp"
 #include "task.hpp"
+#include "testing.hpp"
 #include "timer.hpp"
 #include "wait_group.hpp"
 #include "work_stealing_pool.hpp"

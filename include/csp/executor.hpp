@@ -27,6 +27,8 @@ concept executor = requires(E& e, std::coroutine_handle<> h) {
 };
 
 namespace detail {
+class timer_queue;  // detail/timer_queue.hpp (which needs this header)
+
 /// An executor may own a registry of the goroutines spawned on it, so that
 /// it can destroy the ones still blocked when it shuts down (see
 /// goroutine_registry.hpp). Executors that do not are given a process-wide one.
@@ -74,6 +76,17 @@ public:
         return r ? *r : detail::goroutine_registry::process_wide();
     }
 
+    /// The timer queue that sleeps and timeouts on this executor use: the
+    /// executor's own, from a `timers()` member returning
+    /// detail::timer_queue&, or the process-wide one. (A template only so
+    /// that the process-wide queue is looked up where timer_queue is
+    /// complete: detail/timer_queue.hpp includes this header.)
+    template <class Queue = detail::timer_queue>
+    Queue& timers() const noexcept {
+        Queue* q = ops_->timers(object_);
+        return q ? *q : Queue::instance();
+    }
+
 private:
     struct operations {
         void (*post)(void*, std::coroutine_handle<>);
@@ -81,6 +94,7 @@ private:
         detail::goroutine_registry* (*goroutines)(void*) noexcept;
         std::atomic<long>* (*pending_wakeups)(void*) noexcept;
         poller* (*io)(void*) noexcept;
+        detail::timer_queue* (*timers)(void*) noexcept;
     };
 
     template <class E>
@@ -104,6 +118,11 @@ private:
                 return &static_cast<E*>(o)->io_poller();
             else if constexpr (requires { { static_cast<E*>(o)->io_poller() } -> std::same_as<poller*>; })
                 return static_cast<E*>(o)->io_poller();
+            else return nullptr;
+        },
+        [](void* o) noexcept -> detail::timer_queue* {
+            if constexpr (requires { { static_cast<E*>(o)->timers() } -> std::same_as<detail::timer_queue&>; })
+                return &static_cast<E*>(o)->timers();
             else return nullptr;
         },
     };

@@ -7,6 +7,11 @@
 // Timers live in detail/timer_queue.hpp: a heap driven by one sleeping
 // thread, so pending timers cost no CPU and a million of them are cheap.
 // A sleeping coroutine resumes on its own executor.
+//
+// Each timer belongs to the timer queue of the executor current where it is
+// made (executor_ref::timers(): the process-wide queue unless the executor
+// has its own), and its deadline is read on that queue's clock, csp::now().
+// Under csp::testing's executor that clock is virtual.
 #pragma once
 
 #include <chrono>
@@ -27,12 +32,29 @@ using clock = std::chrono::steady_clock;
 
 namespace detail {
 
+/// The timer queue of the calling thread's executor, or the process-wide one.
+inline timer_queue& current_timers() noexcept {
+    executor_ref e = current_executor();
+    return e ? e.timers() : timer_queue::instance();
+}
+
+}  // namespace detail
+
+/// The current time on the clock of the calling goroutine's executor: the
+/// steady clock, or virtual time under csp::testing. Deadlines for
+/// sleep_until and at() are points on this clock.
+inline clock::time_point now() noexcept { return detail::current_timers().now(); }
+
+namespace detail {
+
 /// A one-shot timer that completes at `deadline`: the awaiter behind
 /// sleep_for/sleep_until, and a case of select (csp::after).
 class deadline_timer {
 public:
-    explicit deadline_timer(clock::time_point deadline) noexcept { node_.deadline = deadline; }
-    deadline_timer(deadline_timer&& other) noexcept {
+    deadline_timer(clock::time_point deadline, timer_queue& queue) noexcept : queue_(&queue) {
+        node_.deadline = deadline;
+    }
+    deadline_timer(deadline_timer&& other) noexcept : queue_(other.queue_) {
         if (other.node_.queued()) std::terminate();  // never moved once armed
         node_.deadline = other.node_.deadline;
     }
@@ -45,10 +67,10 @@ public:
     /// `co_await csp::after(d).recv()` or `select(..., timeout.recv())`.
     /// Completes at the deadline and yields it. Unlike Go's channel, a second
     /// receive completes at once rather than blocking forever.
-    deadline_timer recv() const noexcept { return deadline_timer(node_.deadline); }
+    deadline_timer recv() const noexcept { return deadline_timer(node_.deadline, *queue_); }
 
     // ---- awaitable: co_await suspends until the deadline ----
-    bool await_ready() const noexcept { return clock::now() >= node_.deadline; }
+    bool await_ready() const noexcept { return queue_->now() >= node_.deadline; }
     template <class P>
     void await_suspend(std::coroutine_handle<P> h) {
         note_.park(goroutine_of(h), "sleep", this);
@@ -68,7 +90,7 @@ public:
     // ---- case interface, used by csp::select ----
     using case_result_type = std::optional<clock::time_point>;
     spin_mutex* case_mutex() noexcept { return &queue().mu; }
-    bool case_try_locked() noexcept { return clock::now() >= node_.deadline; }
+    bool case_try_locked() noexcept { return queue_->now() >= node_.deadline; }
     void case_arm_locked(blocked_op& op, int index) {
         node_.op = &op;
         node_.case_index = index;
@@ -86,8 +108,9 @@ public:
     case_result_type case_result() noexcept { return node_.deadline; }
 
 private:
-    static timer_queue& queue() noexcept { return timer_queue::instance(); }
+    timer_queue& queue() const noexcept { return *queue_; }
 
+    timer_queue* queue_;
     timer_node node_;
     blocked_op own_op_;
     wait_note note_;
@@ -95,13 +118,17 @@ private:
 
 }  // namespace detail
 
-/// `co_await csp::sleep_until(t)` suspends the calling coroutine until t.
-inline detail::deadline_timer sleep_until(clock::time_point t) noexcept { return detail::deadline_timer(t); }
+/// `co_await csp::sleep_until(t)` suspends the calling coroutine until t
+/// (a point on csp::now()'s clock).
+inline detail::deadline_timer sleep_until(clock::time_point t) noexcept {
+    return detail::deadline_timer(t, detail::current_timers());
+}
 
 /// `co_await csp::sleep_for(d)` suspends the calling coroutine for d.
 template <class Rep, class Period>
 detail::deadline_timer sleep_for(std::chrono::duration<Rep, Period> d) noexcept {
-    return detail::deadline_timer(clock::now() + std::chrono::ceil<clock::duration>(d));
+    detail::timer_queue& q = detail::current_timers();
+    return detail::deadline_timer(q.now() + std::chrono::ceil<clock::duration>(d), q);
 }
 
 /// A timeout, like Go's time.After: its clock starts now. Use it as a case
@@ -122,11 +149,11 @@ class ticker {
 public:
     template <class Rep, class Period>
     explicit ticker(std::chrono::duration<Rep, Period> period)
-        : channel_(make_channel<clock::time_point>(1)) {
+        : channel_(make_channel<clock::time_point>(1)), queue_(&detail::current_timers()) {
         auto p = std::chrono::ceil<clock::duration>(period);
         if (p <= clock::duration::zero()) throw std::invalid_argument("csp::ticker: period must be positive");
         node_.period = p;
-        node_.deadline = clock::now() + p;
+        node_.deadline = queue_->now() + p;
         node_.context = this;
         detail::external_drivers.fetch_add(1, std::memory_order_seq_cst);  // ticks may wake anyone
         node_.on_tick = [](void* self, clock::time_point now) {
@@ -153,9 +180,10 @@ public:
     }
 
 private:
-    static detail::timer_queue& queue() noexcept { return detail::timer_queue::instance(); }
+    detail::timer_queue& queue() const noexcept { return *queue_; }
 
     csp::channel<clock::time_point> channel_;
+    detail::timer_queue* queue_;  // the queue of the executor that made it
     detail::timer_node node_;
     bool counted_ = true;  // among the external drivers until stopped
 };

@@ -14,8 +14,16 @@
 // order), so a ticker is fired after `mu` is released, guarded by its `busy`
 // flag, which the ticker's destructor waits out.
 //
-// Timers are driven by one thread per process that sleeps on a futex until
-// the earliest deadline (never polling). A new earliest deadline wakes it.
+// Drive modes. The process-wide queue is driven by its own thread, which
+// sleeps on a futex until the earliest deadline (never polling); a new
+// earliest deadline wakes it. An executor may own an *externally driven*
+// queue instead (no thread): it asks next_deadline() when it goes idle and
+// calls fire_due(now) itself, on its own thread, and may register a callback
+// to hear of a new earliest deadline (an epoll poller writes its eventfd).
+//
+// Clocks. A queue reads steady_clock, or, with a virtual clock, a time that
+// only moves when its driver calls advance_to() (csp::testing's executor
+// jumps it to the next deadline when every goroutine is blocked).
 #pragma once
 
 #include <atomic>
@@ -23,6 +31,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <mutex>
+#include <stdexcept>
 #include <thread>
 #include <vector>
 
@@ -59,7 +68,18 @@ class timer_queue {
 public:
     spin_mutex mu;
 
+    enum class drive { own_thread, external };
+    enum class clock_kind { steady, virtual_time };
+    /// Called with `mu` held when an inserted timer becomes the earliest.
+    using deadline_changed_fn = void (*)(void* context, timer_clock::time_point deadline);
+
+    /// The process-wide kind: steady clock, fired by its own thread.
     timer_queue() = default;
+    /// An externally driven queue, on the steady or a virtual clock. A
+    /// virtual clock starts at steady_clock's epoch plus one hour (so that
+    /// code subtracting durations from now() stays after the epoch).
+    explicit timer_queue(clock_kind k) noexcept
+        : drive_(drive::external), virtual_(k == clock_kind::virtual_time) {}
     timer_queue(const timer_queue&) = delete;
     timer_queue& operator=(const timer_queue&) = delete;
     ~timer_queue() {
@@ -86,10 +106,7 @@ public:
         n.heap_index = heap_.size();
         heap_.push_back(&n);
         sift_up(n.heap_index);
-        if (heap_[0] == &n) {
-            start_thread_locked();
-            wake_.unpark();  // a new earliest deadline: the thread must re-arm its sleep
-        }
+        if (heap_[0] == &n) earliest_changed_locked(n.deadline);
     }
 
     /// Removes `n` if it is queued. Requires `mu`.
@@ -117,6 +134,50 @@ public:
     std::size_t size() {
         std::lock_guard lock(mu);
         return heap_.size();
+    }
+
+    /// This queue's clock: deadlines are compared with it.
+    timer_clock::time_point now() const noexcept {
+        if (!virtual_) return timer_clock::now();
+        // relaxed: the virtual clock is read and moved by its driver's thread.
+        return timer_clock::time_point(timer_clock::duration(virtual_now_.load(std::memory_order_relaxed)));
+    }
+
+    bool has_virtual_clock() const noexcept { return virtual_; }
+
+    /// Moves a virtual clock forward to `t` (never backwards). Fires nothing:
+    /// the driver calls fire_due(now()) next.
+    void advance_to(timer_clock::time_point t) {
+        if (!virtual_) throw std::logic_error("csp: advance_to on a timer queue with a real clock");
+        if (t > now()) virtual_now_.store(t.time_since_epoch().count(), std::memory_order_relaxed);
+    }
+
+    /// The earliest pending deadline, or time_point::max() if none.
+    timer_clock::time_point next_deadline() {
+        std::lock_guard lock(mu);
+        return heap_.empty() ? timer_clock::time_point::max() : heap_[0]->deadline;
+    }
+
+    /// Fires every timer due at `now` (tickers re-arm). For externally driven
+    /// queues, from the driver's thread. Returns how many timers fired.
+    std::size_t fire_due(timer_clock::time_point now) {
+        std::vector<timer_node*> ticks;
+        std::size_t fired = 0;
+        {
+            std::lock_guard lock(mu);
+            fired = fire_due_locked(now, ticks);
+        }
+        run_ticks(ticks, now);
+        return fired;
+    }
+
+    /// Registers the callback told of each new earliest deadline (one per
+    /// queue; null to remove). It runs with `mu` held: it must not touch
+    /// timers, only signal the driver.
+    void on_deadline_changed(deadline_changed_fn fn, void* context) {
+        std::lock_guard lock(mu);
+        changed_ = fn;
+        changed_context_ = context;
     }
 
 private:
@@ -147,8 +208,28 @@ private:
         }
     }
 
-    void start_thread_locked() {
-        if (!thread_.joinable()) thread_ = std::thread([this] { run(); });
+    void earliest_changed_locked(timer_clock::time_point deadline) {
+        if (drive_ == drive::own_thread) {
+            if (!thread_.joinable()) thread_ = std::thread([this] { run(); });
+            wake_.unpark();  // a new earliest deadline: the thread must re-arm its sleep
+        } else if (changed_) {
+            changed_(changed_context_, deadline);
+        }
+    }
+
+    std::size_t fire_due_locked(timer_clock::time_point now, std::vector<timer_node*>& ticks) {
+        std::size_t fired = 0;
+        for (; !heap_.empty() && heap_[0]->deadline <= now; ++fired) fire_locked(*heap_[0], now, ticks);
+        return fired;
+    }
+
+    /// Sends the ticks collected by fire_due_locked, with `mu` released.
+    static void run_ticks(std::vector<timer_node*>& ticks, timer_clock::time_point now) {
+        for (timer_node* t : ticks) {
+            t->on_tick(t->context, now);
+            t->busy.store(false, std::memory_order_release);  // pairs with the ticker's destructor
+        }
+        ticks.clear();
     }
 
     void run() {
@@ -156,14 +237,10 @@ private:
         std::unique_lock lock(mu);
         while (!stopping_) {
             auto now = timer_clock::now();
-            while (!heap_.empty() && heap_[0]->deadline <= now) fire_locked(*heap_[0], now, ticks);
+            fire_due_locked(now, ticks);
             auto next = heap_.empty() ? timer_clock::time_point::max() : heap_[0]->deadline;
             lock.unlock();
-            for (timer_node* t : ticks) {
-                t->on_tick(t->context, now);
-                t->busy.store(false, std::memory_order_release);  // pairs with the ticker's destructor
-            }
-            ticks.clear();
+            run_ticks(ticks, now);
             if (next == timer_clock::time_point::max()) wake_.park();
             else wake_.park_for(next - timer_clock::now());
             lock.lock();
@@ -195,6 +272,13 @@ private:
 
     std::vector<timer_node*> heap_;
     std::uint64_t next_sequence_ = 0;
+    drive drive_ = drive::own_thread;
+    bool virtual_ = false;
+    // Virtual time in steady_clock ticks; starts one hour after the epoch.
+    std::atomic<timer_clock::rep> virtual_now_{
+        std::chrono::duration_cast<timer_clock::duration>(std::chrono::hours(1)).count()};
+    deadline_changed_fn changed_ = nullptr;
+    void* changed_context_ = nullptr;
     bool stopping_ = false;
     parker wake_;
     std::thread thread_;
