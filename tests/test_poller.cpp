@@ -292,3 +292,54 @@ TEST_CASE("run_until_idle returns although an interrupt of the poller is pending
     loop.run_until_idle();
     CHECK(woke);
 }
+
+TEST_CASE("a run_loop with a poller fires its goroutines' timers from the poller's wait") {
+    csp::poller poller;
+    csp::run_loop loop(poller);
+    std::vector<int> order;
+    for (int i : {3, 1, 2})
+        csp::spawn(loop, [&, i]() -> csp::task<> {
+            co_await csp::sleep_for(std::chrono::milliseconds(i));
+            order.push_back(i);
+            if (order.size() == 3) loop.stop();
+        });
+    loop.run();  // sleeps in epoll_wait until each deadline
+    CHECK(order == std::vector<int>{1, 2, 3});
+    CHECK(&csp::executor_ref(loop).timers() == &poller.timers());
+}
+
+TEST_CASE("a new earliest deadline cuts short a poller wait for a later one") {
+    // A worker may sleep in the poller until the hour-long timer; the short
+    // sleeps inserted later must interrupt it, or this test would take an hour.
+    int rounds = csp::run({.threads = 2}, []() -> csp::task<int> {
+        auto started = csp::make_channel<int>();
+        csp::go([started]() -> csp::task<> {
+            co_await started.send(1);
+            co_await csp::sleep_for(1h);
+        });
+        co_await started.recv();
+        int n = 0;
+        for (; n < 20; ++n) co_await csp::sleep_for(1ms);
+        co_return n;
+    });
+    CHECK(rounds == 20);
+}
+
+TEST_CASE("a sleeping goroutine wakes while another goroutine computes without yielding") {
+    bool ok = csp::run({.threads = 2}, []() -> csp::task<bool> {
+        std::atomic<bool> flag{false};
+        auto done = csp::make_channel<int>(1);
+        csp::go([&flag, done]() -> csp::task<> {  // never yields until the flag is set
+            while (!flag.load()) {
+            }
+            co_await done.send(1);
+        });
+        csp::go([&flag]() -> csp::task<> {
+            co_await csp::sleep_for(5ms);
+            flag.store(true);
+        });
+        co_await done.recv();
+        co_return true;
+    });
+    CHECK(ok);
+}

@@ -19,6 +19,13 @@
 // goroutine to its executor) happens with that lock held, so a goroutine
 // destroyed while it waits never races the event that wakes it.
 //
+// Timers. A poller owns an externally driven timer queue
+// (detail/timer_queue.hpp): a blocking wait sleeps no longer than the
+// earliest deadline, and dispatch() fires the timers that are due. A new
+// earliest deadline interrupts a wait in progress. The pool and a run_loop
+// with a poller hand this queue to their goroutines (executor_ref::timers),
+// so their sleeps and timeouts cost no thread hop either.
+//
 // Who waits in epoll_wait: the work-stealing pool's idle worker (Go's
 // netpoller design: readiness is handled by the worker that will run the
 // woken goroutine), a run_loop driven with run(poller&), or, for goroutines
@@ -48,6 +55,7 @@
 
 #include "detail/goroutine_registry.hpp"
 #include "detail/spin_mutex.hpp"
+#include "detail/timer_queue.hpp"
 #include "detail/waiter.hpp"
 #include "executor.hpp"
 #include "task.hpp"
@@ -111,6 +119,7 @@ public:
         ev.events = EPOLLIN;
         ev.data.ptr = nullptr;
         ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, wake_fd_, &ev);
+        timers_.on_deadline_changed(&poller::deadline_changed, this);
     }
 
     poller(const poller&) = delete;
@@ -203,6 +212,14 @@ public:
     /// Waits up to `timeout` (negative: forever; zero: just look) for events
     /// and stores them in `batch`. Returns true if it was interrupted.
     bool wait(event_batch& batch, std::chrono::nanoseconds timeout) {
+        const bool blocking = timeout != std::chrono::nanoseconds::zero();
+        if (blocking) {
+            // Announce the wait before reading the earliest deadline: an
+            // insert either comes first (we read its deadline under the
+            // queue's lock) or sees `blocking_` and interrupts us.
+            blocking_.store(true, std::memory_order_seq_cst);
+            timeout = until_next_timer(timeout);
+        }
         int ms = timeout < std::chrono::nanoseconds::zero()
                      ? -1
                      : int(std::min<std::int64_t>(std::chrono::ceil<std::chrono::milliseconds>(timeout).count(),
@@ -210,6 +227,7 @@ public:
         int n;
         do n = ::epoll_wait(epoll_fd_, batch.events, event_batch::capacity, ms);
         while (n < 0 && errno == EINTR && ms == 0);
+        if (blocking) blocking_.store(false, std::memory_order_relaxed);
         batch.count = n < 0 ? 0 : n;
         bool interrupted = false;
         for (int i = 0; i < batch.count; ++i) {
@@ -225,9 +243,11 @@ public:
     }
 
     /// Wakes the goroutines waiting for the events in `batch` (each goes to
-    /// its own executor) and latches the events nobody waited for. Returns
-    /// the number of fd events (interrupts not counted).
+    /// its own executor), latches the events nobody waited for, and fires
+    /// the timers that are due. Returns the number of fd events and timers
+    /// (interrupts not counted).
     int dispatch(const event_batch& batch) {
+        int fired = timers_.maybe_pending() ? int(timers_.fire_due(timers_.now())) : 0;
         int fd_events = 0;
         for (int i = 0; i < batch.count; ++i) {
             auto* s = static_cast<detail::io_source*>(batch.events[i].data.ptr);
@@ -238,7 +258,7 @@ public:
             if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) signal_locked(*s, detail::io_direction::read);
             if (ev & (EPOLLOUT | EPOLLHUP | EPOLLERR)) signal_locked(*s, detail::io_direction::write);
         }
-        return fd_events;
+        return fd_events + fired;
     }
 
     /// wait() then dispatch(). Returns the number of fd events.
@@ -258,7 +278,27 @@ public:
     /// Number of registered sources (a goroutine may be waiting on one).
     std::size_t sources() const noexcept { return sources_in_use_.load(std::memory_order_seq_cst); }
 
+    /// The timers this poller drives (see the top of this file).
+    detail::timer_queue& timers() noexcept { return timers_; }
+
+    /// True if a wait could bring something: a registered fd or a timer.
+    bool has_work_to_wait_for() const noexcept { return sources() != 0 || timers_.maybe_pending(); }
+
 private:
+    static void deadline_changed(void* self, detail::timer_clock::time_point) {
+        auto* p = static_cast<poller*>(self);
+        if (p->blocking_.load(std::memory_order_seq_cst)) p->interrupt();  // re-arm with the new deadline
+    }
+
+    /// `timeout` (negative: forever) shortened to the earliest deadline.
+    std::chrono::nanoseconds until_next_timer(std::chrono::nanoseconds timeout) {
+        auto next = timers_.next_deadline();  // under the queue's lock: see wait()
+        if (next == detail::timer_clock::time_point::max()) return timeout;
+        auto until = std::max(std::chrono::nanoseconds::zero(),
+                              std::chrono::duration_cast<std::chrono::nanoseconds>(next - timers_.now()));
+        return timeout < std::chrono::nanoseconds::zero() ? until : std::min(timeout, until);
+    }
+
     static void wake_all_locked(detail::wait_queue& q, detail::wait_status status) {
         while (detail::waiter* w = q.claim_front()) detail::complete(*w, status);
     }
@@ -299,6 +339,8 @@ private:
     int epoll_fd_ = -1;
     int wake_fd_ = -1;
     std::atomic<std::size_t> sources_in_use_{0};
+    std::atomic<bool> blocking_{false};  // a blocking wait() is in progress
+    detail::timer_queue timers_{detail::timer_queue::clock_kind::steady};
 
     std::mutex sources_mu_;
     std::vector<std::unique_ptr<detail::io_source>> all_;

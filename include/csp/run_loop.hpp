@@ -73,7 +73,8 @@ public:
         std::size_t n = 0;
         for (;;) {
             while (run_one()) ++n;
-            if (!poller_ || poller_->sources() == 0 || poller_->poll(std::chrono::nanoseconds::zero()) == 0) return n;
+            if (!poller_ || !poller_->has_work_to_wait_for() || poller_->poll(std::chrono::nanoseconds::zero()) == 0)
+                return n;
         }
     }
 
@@ -93,7 +94,7 @@ public:
             resume(h);
             // Now and then look for ready fds even while busy, so that an
             // always-ready goroutine cannot starve I/O.
-            if (poller_ && ++tick % io_poll_interval == 0 && poller_->sources() != 0)
+            if (poller_ && ++tick % io_poll_interval == 0 && poller_->has_work_to_wait_for())
                 poller_->poll(std::chrono::nanoseconds::zero());
             lock.lock();
         }
@@ -134,6 +135,10 @@ public:
 
     /// The poller this loop drives, or null.
     poller* io_poller() const noexcept { return poller_; }
+
+    /// The timers of this loop's goroutines: its poller's, or the
+    /// process-wide queue (fired by its own thread) for a loop without one.
+    detail::timer_queue& timers() noexcept { return poller_ ? poller_->timers() : detail::timer_queue::instance(); }
 
     /// run() looks for ready fds every this many resumptions.
     static constexpr std::uint32_t io_poll_interval = 61;

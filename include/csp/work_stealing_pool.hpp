@@ -20,16 +20,18 @@
 //   burst of posts wakes one thread, not all of them.
 // * Parking. An idle worker sleeps on its own futex (detail/parker.hpp); an
 //   idle pool uses no CPU.
-// * I/O (Go's netpoller). The pool owns a poller (poller.hpp). While file
-//   descriptors are registered, a worker that runs out of work first looks
-//   for ready fds without blocking, and the first worker to park sleeps in
-//   epoll_wait instead of on its futex (`polling_worker_`). Readiness then
-//   wakes the goroutine on the worker that harvested it: the woken goroutine
-//   lands in that worker's run-next slot, with no hop through another
-//   thread. Posts wake futex sleepers first and interrupt the poller (an
-//   eventfd write) only when it is the one idle worker. A busy worker looks
-//   at the poller every `global_poll_interval` ticks when nobody sleeps in
-//   it, so a busy pool does not starve I/O.
+// * I/O and timers (Go's netpoller). The pool owns a poller (poller.hpp),
+//   which also holds the timers of the pool's goroutines. While fds are
+//   registered or timers pending, a worker that runs out of work first
+//   polls without blocking, and the first worker to park sleeps in
+//   epoll_wait, until the earliest deadline, instead of on its futex
+//   (`polling_worker_`). Readiness and expiry then wake the goroutine on the
+//   worker that harvested them: it lands in that worker's run-next slot,
+//   with no hop through another thread. That worker then hands the poller
+//   role to an idle worker (notify_work). Posts wake futex sleepers first
+//   and interrupt the poller (an eventfd write) only when it is the one idle
+//   worker. A busy worker polls every `global_poll_interval` ticks when
+//   nobody sleeps in the poller, so a busy pool does not starve I/O.
 //
 // The wake-up protocol (no lost wake-ups). A poster publishes its work, then
 // reads `idle_count_` with a read-modify-write (fetch_add(0)) and, if some
@@ -163,6 +165,9 @@ public:
     /// The poller that watches the file descriptors of this pool's goroutines.
     poller& io_poller() noexcept { return poller_; }
 
+    /// The timers of this pool's goroutines, driven by its poller.
+    detail::timer_queue& timers() noexcept { return poller_.timers(); }
+
     /// Scheduling constants (see the top of this file).
     static constexpr int runnext_limit = 3;
     static constexpr std::uint32_t global_poll_interval = 61;
@@ -284,8 +289,9 @@ private:
     /// Looks for ready fds without blocking and wakes their goroutines (into
     /// this worker's queues). True if there were any.
     bool poll_io(worker& w) {
-        if (poller_.sources() == 0) return false;
-        poller_.wait(*w.io_events, std::chrono::nanoseconds::zero());
+        if (!poller_.has_work_to_wait_for()) return false;
+        if (poller_.sources() != 0) poller_.wait(*w.io_events, std::chrono::nanoseconds::zero());
+        else w.io_events->count = 0;
         return poller_.dispatch(*w.io_events) != 0;
     }
 
@@ -331,7 +337,7 @@ private:
             w.idle = true;
             // The first worker to park while fds are registered sleeps in
             // epoll_wait; the others sleep on their futex.
-            as_poller = !polling_worker_ && poller_.sources() != 0;
+            as_poller = !polling_worker_ && poller_.has_work_to_wait_for();
             if (as_poller) {
                 polling_worker_ = &w;
                 someone_in_epoll_.store(true, std::memory_order_relaxed);
@@ -347,9 +353,15 @@ private:
             else w.parker.park();
         }
         leave_idle(w);
+        if (!as_poller) return;
         // Not idle any more: the goroutines these events wake land in this
         // worker's run-next slot and queue, and a post does not try to wake us.
-        if (as_poller) poller_.dispatch(*w.io_events);
+        poller_.dispatch(*w.io_events);
+        // Hand the poller role over (Go's wakep after netpoll): if fds or
+        // timers are still watched, an idle worker must take our place, or
+        // they would wait until we are idle again, which a goroutine that
+        // computes without yielding could put off indefinitely.
+        if (poller_.has_work_to_wait_for()) notify_work();
     }
 
     // ---- deadlock detection ----

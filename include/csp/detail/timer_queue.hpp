@@ -105,6 +105,7 @@ public:
         n.sequence = next_sequence_++;
         n.heap_index = heap_.size();
         heap_.push_back(&n);
+        pending_.store(heap_.size(), std::memory_order_relaxed);
         sift_up(n.heap_index);
         if (heap_[0] == &n) earliest_changed_locked(n.deadline);
     }
@@ -129,7 +130,13 @@ public:
             heap_.pop_back();
         }
         n.heap_index = timer_node::not_queued;
+        pending_.store(heap_.size(), std::memory_order_relaxed);
     }
+
+    /// A lock-free hint: true if some timer may be queued. Relaxed: drivers
+    /// that see a stale zero re-check at their next poll, and an insert that
+    /// becomes the earliest deadline tells the driver itself.
+    bool maybe_pending() const noexcept { return pending_.load(std::memory_order_relaxed) != 0; }
 
     std::size_t size() {
         std::lock_guard lock(mu);
@@ -271,6 +278,7 @@ private:
     }
 
     std::vector<timer_node*> heap_;
+    std::atomic<std::size_t> pending_{0};  // heap_.size(), readable without mu
     std::uint64_t next_sequence_ = 0;
     drive drive_ = drive::own_thread;
     bool virtual_ = false;
