@@ -133,7 +133,7 @@ private:
     detail::ring_buffer<std::coroutine_handle<>> queue_;
     bool sleeping_ = false;
     bool stop_requested_ = false;
-    detail::goroutine_registry goroutines_;
+    detail::goroutine_registry goroutines_{"run_loop"};
 };
 
 }  // namespace csp

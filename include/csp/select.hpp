@@ -284,7 +284,7 @@ public:
     bool await_ready() const noexcept { return false; }
     template <class P>
     bool await_suspend(std::coroutine_handle<P> h) {
-        note_.park(goroutine_of(h), "select", nullptr);
+        note_.park(goroutine_of(h), "select", nullptr, {nullptr, N});
         if (select_start<N>(*this, Biased, defaults != 0, op_, h, fired_, armed_)) return true;
         return yield_if_budget_spent(h);  // true: re-queued, stay suspended
     }
@@ -384,7 +384,7 @@ public:
     bool await_ready() const noexcept { return false; }
     template <class P>
     bool await_suspend(std::coroutine_handle<P> h) {
-        note_.park(goroutine_of(h), "select", nullptr);
+        note_.park(goroutine_of(h), "select", nullptr, {nullptr, cases_.size()});
         if (select_start<16>(*this, Biased, has_default_, op_, h, fired_, armed_)) return true;
         return yield_if_budget_spent(h);  // true: re-queued, stay suspended
     }
