@@ -180,14 +180,17 @@ private:
     void serve(int out_fd) {
         for (;;) {
             pollfd p{pipe_[0], POLLIN, 0};
-            if (::poll(&p, 1, -1) < 0) {
-                if (errno == EINTR) continue;
-                return;
-            }
-            char byte = 0;
-            ssize_t n = ::read(pipe_[0], &byte, 1);
-            if (n <= 0) continue;  // EAGAIN / EINTR: poll again
-            if (byte == quit_byte) return;
+            if (::poll(&p, 1, -1) < 0 && errno != EINTR) return;
+            // Take every byte that is there: signals that arrived meanwhile
+            // coalesce into one dump.
+            bool dump_requested = false;
+            char buf[64];
+            for (ssize_t n; (n = ::read(pipe_[0], buf, sizeof buf)) > 0;)
+                for (ssize_t i = 0; i < n; ++i) {
+                    if (buf[i] == quit_byte) return;
+                    dump_requested = true;
+                }
+            if (!dump_requested) continue;  // EAGAIN / EINTR: poll again
             try {
                 dump_to_fd(out_fd);
             } catch (...) {
