@@ -22,6 +22,7 @@
 #include <optional>
 #include <stdexcept>
 #include <type_traits>
+#include <typeinfo>
 #include <utility>
 #include <variant>
 
@@ -127,10 +128,11 @@ protected:
 
     /// Parks a plain co_await. Called from await_suspend with ch_->mu held
     /// (or with ch_ null for a nil channel, which parks forever, unqueued).
-    void park(std::coroutine_handle<> h, void* slot, goroutine_node* g) {
+    /// `detail` (element type, capacity) is for goroutine dumps.
+    void park(std::coroutine_handle<> h, void* slot, goroutine_node* g, wait_detail detail) {
         note_.park(g, is_send_ ? (ch_ ? "send on channel" : "send on nil channel")
                                : (ch_ ? "receive from channel" : "receive from nil channel"),
-                   ch_);
+                   ch_, detail);
         if (!ch_) return;
         executor_ref ex = current_executor();
         if (!ex) {
@@ -199,7 +201,7 @@ public:
     template <class P>
     void await_suspend(std::coroutine_handle<P> h) {
         if (yielded(h)) return;
-        park(h, src_, detail::goroutine_of(h));
+        park(h, src_, detail::goroutine_of(h), {&typeid(T), ch_ ? state()->capacity() : 0});
     }
     void await_resume() {
         if (armed()) case_woken();  // parked: the counterpart decided
@@ -254,7 +256,7 @@ public:
     template <class P>
     void await_suspend(std::coroutine_handle<P> h) {
         if (yielded(h)) return;
-        park(h, &result_, detail::goroutine_of(h));
+        park(h, &result_, detail::goroutine_of(h), {&typeid(T), ch_ ? state()->capacity() : 0});
     }
     std::optional<T> await_resume() {
         if (armed()) case_woken();  // parked: the counterpart filled result_ or closed

@@ -2,6 +2,7 @@
 #pragma once
 
 #include "channel.hpp"
+#include "dump.hpp"
 #include "executor.hpp"
 #include "go.hpp"
 #include "net.hpp"

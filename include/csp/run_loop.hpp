@@ -186,7 +186,7 @@ private:
     bool sleeping_in_poller_ = false;
     bool stop_requested_ = false;
     poller* poller_ = nullptr;
-    detail::goroutine_registry goroutines_;
+    detail::goroutine_registry goroutines_{"run_loop"};
 };
 
 }  // namespace csp

@@ -106,6 +106,7 @@ T run(run_options options, task<T> main, source_location origin = source_locatio
         work_stealing_pool pool(options.threads ? options.threads : std::max(1u, std::thread::hardware_concurrency()),
                                 std::move(detection));
         pool.goroutines().on_first_error([&out] { out.finish(); });
+        pool.goroutines().set_kind(std::string("work_stealing_pool of csp::run at ") + origin.file_name() + ':' + std::to_string(origin.line()));
         spawn(pool, detail::run_main(std::move(main), out), origin);
         out.wait();
         pool.stop();

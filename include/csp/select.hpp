@@ -189,7 +189,8 @@ inline bool yield_if_budget_spent(std::coroutine_handle<> h) {
 }
 
 /// Steps 1-4 of the algorithm above, for any list of cases. `Cases` gives
-/// size(), mutex(i), try_locked(i) and arm_locked(i, op). Returns true if
+/// size(), mutex(i), try_locked(i), arm_locked(i, op) and note_parked()
+/// (records the wait for goroutine dumps; only a select that parks pays for it). Returns true if
 /// the caller must stay suspended (its waiters are armed); otherwise `fired`
 /// holds the completed case, or default_fired.
 ///
@@ -225,6 +226,7 @@ bool select_start(Cases& cases, bool biased, bool has_default, blocked_op& op, s
         locks.unlock_all();
         require_current_executor("a blocking csp::select");
     }
+    cases.note_parked();  // before arming: once armed, the goroutine may resume and unpark
     op.fired.store(blocked_op::not_fired, std::memory_order_relaxed);  // the awaiter may be reused
     op.handle = h;
     op.executor = ex;
@@ -284,7 +286,7 @@ public:
     bool await_ready() const noexcept { return false; }
     template <class P>
     bool await_suspend(std::coroutine_handle<P> h) {
-        note_.park(goroutine_of(h), "select", nullptr);
+        goroutine_ = goroutine_of(h);
         if (select_start<N>(*this, Biased, defaults != 0, op_, h, fired_, armed_)) return true;
         return yield_if_budget_spent(h);  // true: re-queued, stay suspended
     }
@@ -301,6 +303,7 @@ public:
 
     // The table interface of select_start/select_finish.
     std::size_t size() const noexcept { return N; }
+    void note_parked() noexcept { note_.park(goroutine_, "select", nullptr, {nullptr, N}); }
     spin_mutex* mutex(std::size_t i) noexcept {
         return dispatch(i, [&](auto c) -> spin_mutex* {
             if constexpr (is_default_case<std::tuple_element_t<c, std::tuple<Cases...>>>) return nullptr;
@@ -362,6 +365,7 @@ private:
     std::tuple<Cases...> cases_;
     int fired_ = -1;
     bool armed_ = false;
+    goroutine_node* goroutine_ = nullptr;  // the goroutine awaiting this select, for note_parked()
     wait_note note_;
 };
 
@@ -384,7 +388,7 @@ public:
     bool await_ready() const noexcept { return false; }
     template <class P>
     bool await_suspend(std::coroutine_handle<P> h) {
-        note_.park(goroutine_of(h), "select", nullptr);
+        goroutine_ = goroutine_of(h);
         if (select_start<16>(*this, Biased, has_default_, op_, h, fired_, armed_)) return true;
         return yield_if_budget_spent(h);  // true: re-queued, stay suspended
     }
@@ -399,6 +403,7 @@ public:
     }
 
     std::size_t size() const noexcept { return cases_.size(); }
+    void note_parked() noexcept { note_.park(goroutine_, "select", nullptr, {nullptr, cases_.size()}); }
     spin_mutex* mutex(std::size_t i) noexcept { return cases_[i].case_mutex(); }
     bool try_locked(std::size_t i) noexcept { return cases_[i].case_try_locked(); }
     void arm_locked(std::size_t i, blocked_op& op) noexcept { cases_[i].case_arm_locked(op, int(i)); }
@@ -411,6 +416,7 @@ private:
     bool has_default_;
     int fired_ = -1;
     bool armed_ = false;
+    goroutine_node* goroutine_ = nullptr;  // the goroutine awaiting this select, for note_parked()
     wait_note note_;
 };
 

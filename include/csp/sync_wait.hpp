@@ -98,7 +98,10 @@ sync_wait_driver drive(A& awaitable, sync_wait_result<R>& out, run_loop& loop) {
 class sync_wait_loop_lease {
 public:
     sync_wait_loop_lease() : loops_(this_thread_loops()) {
-        if (loops_.depth == loops_.loops.size()) loops_.loops.push_back(std::make_unique<run_loop>());
+        if (loops_.depth == loops_.loops.size()) {
+            loops_.loops.push_back(std::make_unique<run_loop>());
+            loops_.loops.back()->goroutines().set_kind("sync_wait");
+        }
         loop_ = loops_.loops[loops_.depth++].get();
     }
     ~sync_wait_loop_lease() {

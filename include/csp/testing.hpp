@@ -179,7 +179,7 @@ private:
     std::vector<std::coroutine_handle<>> runnable_;
     std::vector<std::coroutine_handle<>> yielded_;
     detail::timer_queue timers_;            // outlives the goroutines, whose timers it holds
-    detail::goroutine_registry goroutines_;
+    detail::goroutine_registry goroutines_{"deterministic_executor"};
 };
 
 /// Runs `f()` (returning a csp::task) on a fresh deterministic executor

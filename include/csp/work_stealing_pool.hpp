@@ -466,7 +466,7 @@ private:
     std::chrono::milliseconds deadlock_grace_{50};
     std::atomic<bool> deadlock_reported_{false};
 
-    detail::goroutine_registry goroutines_;
+    detail::goroutine_registry goroutines_{"work_stealing_pool"};
 };
 
 }  // namespace csp

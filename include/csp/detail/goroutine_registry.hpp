@@ -12,19 +12,30 @@
 // functions (run_loop::run, csp::run). Registries that no run function drains
 // (the process-wide one) terminate the program instead, naming the exception,
 // as Go does with a panic in a goroutine. Either way the error is never lost.
+//
+// Every registry is on one process-wide list (registry_list below) for as
+// long as it exists, so that csp::dump() can show the goroutines of every
+// executor: pools, run_loops, the loops of sync_wait. Lock order: the list's
+// lock, then a registry's lock; nothing takes them the other way round.
 #pragma once
 
+#include <algorithm>
+#include <atomic>
 #include <coroutine>
 #include <cstddef>
+#include <cstdint>
 #include <cstdio>
 #include <exception>
 #include <functional>
 #include <mutex>
-#include "source_location.hpp"
 #include <string>
-#include <atomic>
 #include <typeinfo>
 #include <utility>
+#include <vector>
+
+#include "goroutine_format.hpp"
+#include "goroutine_wait.hpp"
+#include "source_location.hpp"
 
 namespace csp::detail {
 
@@ -34,12 +45,13 @@ struct goroutine_node {
     goroutine_node* prev = nullptr;
     goroutine_node* next = nullptr;
     std::coroutine_handle<> frame;
+    /// Process-wide, in start order (Go's goroutine ids); set by the registry.
+    std::uint64_t id = 0;
     /// Where the goroutine was started (csp::go / csp::spawn call site).
     csp::source_location origin;
-    /// While parked: what on (e.g. "receive from channel") and which object.
-    /// Written by the goroutine itself; read by reports, hence atomics.
-    std::atomic<const char*> waiting_on{nullptr};
-    std::atomic<const void*> waiting_object{nullptr};
+    /// What it is blocked on, if anything. Written by the goroutine itself,
+    /// read by dumps from any thread (see goroutine_wait.hpp).
+    goroutine_wait wait;
 };
 
 /// Marks a goroutine as parked on something, for the duration of a wait.
@@ -48,14 +60,12 @@ struct goroutine_node {
 /// no node and are not tracked.
 class wait_note {
 public:
-    void park(goroutine_node* g, const char* what, const void* object) noexcept {
+    void park(goroutine_node* g, const char* what, const void* object, wait_detail detail = {}) noexcept {
         g_ = g;
-        if (!g) return;
-        g->waiting_object.store(object, std::memory_order_relaxed);
-        g->waiting_on.store(what, std::memory_order_relaxed);
+        if (g) g->wait.set(what, object, detail);
     }
     void unpark() noexcept {
-        if (g_) g_->waiting_on.store(nullptr, std::memory_order_relaxed);
+        if (g_) g_->wait.clear();
         g_ = nullptr;
     }
 
@@ -74,16 +84,64 @@ inline void terminate_with_escaped_exception(std::exception_ptr e) noexcept {
     std::terminate();
 }
 
+class goroutine_registry;
+
+/// The registries alive in the process, in creation order.
+class registry_list {
+public:
+    /// Never destroyed: registries in static and thread_local storage may
+    /// unregister during exit, after any static list would be gone.
+    static registry_list& instance() {
+        static registry_list* list = new registry_list;
+        return *list;
+    }
+
+    void add(goroutine_registry* r) {
+        std::lock_guard lock(mu_);
+        registries_.push_back(r);
+    }
+    void remove(goroutine_registry* r) noexcept {
+        std::lock_guard lock(mu_);
+        registries_.erase(std::find(registries_.begin(), registries_.end(), r));
+    }
+    /// Calls f(registry&) for each registry, holding the list lock, so none
+    /// of them is destroyed meanwhile.
+    template <class F>
+    void for_each(F f) const {
+        std::lock_guard lock(mu_);
+        for (goroutine_registry* r : registries_) f(*r);
+    }
+
+private:
+    mutable std::mutex mu_;
+    std::vector<goroutine_registry*> registries_;
+};
+
+/// Goroutine ids, unique in the process (Go numbers goroutines the same way).
+inline std::uint64_t next_goroutine_id() noexcept {
+    static std::atomic<std::uint64_t> last{0};
+    return last.fetch_add(1, std::memory_order_relaxed) + 1;  // relaxed: only uniqueness matters
+}
+
 class goroutine_registry {
 public:
     enum class on_error { keep_first, terminate };
 
-    explicit goroutine_registry(on_error policy = on_error::keep_first) noexcept : policy_(policy) {}
+    /// `kind` names the executor in dumps ("run_loop", "csp::run").
+    explicit goroutine_registry(on_error policy = on_error::keep_first, std::string kind = "executor")
+        : kind_(std::move(kind)), policy_(policy) {
+        registry_list::instance().add(this);
+    }
+    explicit goroutine_registry(std::string kind) : goroutine_registry(on_error::keep_first, std::move(kind)) {}
     goroutine_registry(const goroutine_registry&) = delete;
     goroutine_registry& operator=(const goroutine_registry&) = delete;
-    ~goroutine_registry() { destroy_all(); }
+    ~goroutine_registry() {
+        destroy_all();
+        registry_list::instance().remove(this);
+    }
 
     void add(goroutine_node& n) noexcept {
+        n.id = next_goroutine_id();
         std::lock_guard lock(mu_);
         n.prev = nullptr;
         n.next = head_;
@@ -117,22 +175,36 @@ public:
         return size_;
     }
 
-    /// One line per live goroutine: where it was started and what it waits
-    /// on. Meaningful when the goroutines are not running (a deadlock).
+    /// Renames the executor in dumps (csp::run names its pool after its call).
+    void set_kind(std::string kind) {
+        std::lock_guard lock(mu_);
+        kind_ = std::move(kind);
+    }
+    std::string kind() const {
+        std::lock_guard lock(mu_);
+        return kind_;
+    }
+
+    /// The live goroutines, oldest first, as they are at this moment. Safe
+    /// while they run on other threads.
+    std::vector<goroutine_snapshot> snapshot() const {
+        std::vector<goroutine_snapshot> out;
+        {
+            std::lock_guard lock(mu_);  // keeps every listed node alive while we read it
+            out.reserve(size_);
+            for (goroutine_node* n = head_; n; n = n->next) out.push_back({n->id, n->origin, n->wait.read()});
+        }
+        std::reverse(out.begin(), out.end());  // the list is newest first
+        return out;
+    }
+
+    /// Two lines per live goroutine, oldest first: its id, what it is
+    /// blocked on and since when, and where it was started (the format of
+    /// detail/goroutine_format.hpp). The deadlock error and csp::dump() use it.
     std::string describe() const {
         std::string out;
-        std::lock_guard lock(mu_);
-        for (goroutine_node* n = head_; n; n = n->next) {
-            char object[32] = "";
-            if (const void* p = n->waiting_object.load(std::memory_order_relaxed))
-                std::snprintf(object, sizeof object, " %p", p);
-            const char* what = n->waiting_on.load(std::memory_order_relaxed);
-            out += "  goroutine started at ";
-            out += n->origin.line() ? std::string(n->origin.file_name()) + ':' + std::to_string(n->origin.line())
-                                    : std::string("(unknown: started with arguments)");
-            out += what ? std::string(": blocked on ") + what + object : std::string(": not blocked");
-            out += '\n';
-        }
+        std::int64_t now = coarse_now_ns();
+        for (const goroutine_snapshot& g : snapshot()) format_goroutine(out, g, now);
         return out;
     }
 
@@ -179,7 +251,7 @@ public:
     /// For goroutines spawned on executors that have no registry of their
     /// own. Nothing drains it, so escaping exceptions terminate the program.
     static goroutine_registry& process_wide() noexcept {
-        static goroutine_registry r(on_error::terminate);
+        static goroutine_registry r(on_error::terminate, "executors without a goroutine registry");
         return r;
     }
 
@@ -194,6 +266,7 @@ private:
     }
 
     mutable std::mutex mu_;
+    std::string kind_;
     goroutine_node* head_ = nullptr;
     std::size_t size_ = 0;
     std::exception_ptr first_error_;

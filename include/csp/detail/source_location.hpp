@@ -1,7 +1,7 @@
 // csp/detail/source_location.hpp - where a goroutine was started.
 //
 // std::source_location is not usable with clang 14 on libstdc++ 12 (it needs
-// __builtin_source_location), so csp records file and line with the
+// __builtin_source_location), so csp records file, line and function with the
 // builtins that GCC and clang both have. As a default argument, current()
 // is evaluated at the caller's call site, like std::source_location's.
 #pragma once
@@ -12,17 +12,22 @@ class source_location {
 public:
     constexpr source_location() noexcept = default;
     static constexpr source_location current(const char* file = __builtin_FILE(),
-                                             unsigned line = __builtin_LINE()) noexcept {
+                                             unsigned line = __builtin_LINE(),
+                                             const char* function = __builtin_FUNCTION()) noexcept {
         source_location l;
         l.file_ = file;
         l.line_ = line;
+        l.function_ = function;
         return l;
     }
     constexpr const char* file_name() const noexcept { return file_; }
     constexpr unsigned line() const noexcept { return line_; }
+    /// The enclosing function's plain name ("main", "operator()"); may be empty.
+    constexpr const char* function_name() const noexcept { return function_; }
 
 private:
     const char* file_ = "";
+    const char* function_ = "";
     unsigned line_ = 0;
 };
 
