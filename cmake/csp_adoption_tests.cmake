@@ -1,4 +1,5 @@
-# CTest tests of the ways to consume csp, included from tests/CMakeLists.txt.
+# CTest tests of the ways to consume csp (packaging, single header) and of the
+# documentation's coverage, included from tests/CMakeLists.txt.
 
 # A consumer project builds and runs against an installed csp
 # (find_package(csp CONFIG) and pkg-config), the source tree
@@ -24,13 +25,16 @@ endif()
 
 # The generated single header (single_include/csp/csp_single.hpp) is in sync
 # with include/csp/: regenerated into the build tree and compared.
+# And every public name of include/csp/ is documented under docs/.
 find_package(Python3 COMPONENTS Interpreter)
 if(Python3_FOUND)
   add_test(NAME "single header: csp_single.hpp is in sync with include/"
            COMMAND ${Python3_EXECUTABLE} ${PROJECT_SOURCE_DIR}/scripts/amalgamate.py
                    --check ${CMAKE_CURRENT_BINARY_DIR}/csp_single.hpp)
+  add_test(NAME "docs: every public name of include/csp is documented"
+           COMMAND ${Python3_EXECUTABLE} ${PROJECT_SOURCE_DIR}/scripts/check-docs.py)
 else()
-  message(WARNING "csp: python3 not found, the single-header sync test is not run")
+  message(WARNING "csp: python3 not found, the single-header sync and docs coverage tests are not run")
 endif()
 
 # A one-file program compiles against the single header alone and runs.
