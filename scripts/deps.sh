@@ -2,7 +2,7 @@
 # Installs the Debian/Ubuntu packages csp's build, tests and benchmarks need,
 # if any is missing. Needs root (or sudo) only when something must be installed.
 set -euo pipefail
-packages=(cmake make g++ clang libclang-rt-dev catch2 libbenchmark-dev)
+packages=(cmake make g++ clang libclang-rt-dev catch2 libbenchmark-dev libasio-dev pkg-config python3)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
