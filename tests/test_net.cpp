@@ -538,3 +538,27 @@ TEST_CASE("accept under fd exhaustion (EMFILE) backs off instead of spinning and
     REQUIRE(WIFEXITED(status));
     CHECK(WEXITSTATUS(status) == 0);
 }
+
+TEST_CASE("a stream's readiness is a select case: wait for input with a timeout or a done channel") {
+    auto outcome = csp::run([]() -> csp::task<std::vector<std::size_t>> {
+        std::vector<std::size_t> fired;
+        auto listener = tcp_listener::bind(address::loopback_v4(0));
+        tcp_stream client = co_await tcp_stream::connect(listener.local_address());
+        tcp_stream server = co_await listener.accept();
+        auto done = csp::make_channel<int>();
+        // Nothing sent yet: the timeout wins.
+        fired.push_back((co_await csp::select(server.readable(), csp::after(2ms), done.recv())).index());
+        // Cancelled through the done channel.
+        done.close();
+        fired.push_back((co_await csp::select(server.readable(), csp::after(1h), done.recv())).index());
+        // Data: readable wins, and the read that follows finds it.
+        co_await client.write_all(std::string_view("x"));
+        auto r = co_await csp::select(server.readable(), csp::after(1h));
+        fired.push_back(r.index());
+        char c = 0;
+        co_await server.read_exact(std::span(&c, 1));
+        fired.push_back(std::size_t(c));
+        co_return fired;
+    });
+    CHECK(outcome == std::vector<std::size_t>{1, 2, 0, std::size_t('x')});
+}
