@@ -72,25 +72,27 @@ TEST_CASE("sleepers wake in deadline order, each exactly at its deadline (virtua
     });
 }
 
-TEST_CASE("sleepers on the real runtime wake in deadline order") {
-    std::vector<int> order = csp::run([]() -> csp::task<std::vector<int>> {
-        std::vector<int> woke;
-        std::mutex mu;
+TEST_CASE("sleepers on the real runtime each wake at or after their own deadline") {
+    // Deadline order itself is checked exactly on virtual time above. On real
+    // time a loaded machine may fire several timers in one batch, and then
+    // the pool may run them in any order; what must hold is that nobody
+    // wakes early and everybody wakes.
+    auto late = csp::run([]() -> csp::task<std::vector<csp::clock::duration>> {
+        std::vector<csp::clock::duration> lateness(3);
         csp::wait_group wg;
         wg.add(3);
+        const auto start = csp::now();
         for (int i : {2, 0, 1})
             csp::go([&, i]() -> csp::task<> {
-                co_await csp::sleep_for(std::chrono::milliseconds(5 + 15 * i));
-                {
-                    std::lock_guard lock(mu);
-                    woke.push_back(i);
-                }
+                auto deadline = start + std::chrono::milliseconds(5 + 15 * i);
+                co_await csp::sleep_until(deadline);
+                lateness[std::size_t(i)] = csp::now() - deadline;
                 wg.done();
             });
         co_await wg.wait();
-        co_return woke;
+        co_return lateness;
     });
-    CHECK(order == std::vector<int>{0, 1, 2});
+    for (auto d : late) CHECK(d >= csp::clock::duration::zero());
 }
 
 TEST_CASE("after is a select case that fires when nothing else is ready, exactly at its deadline") {
