@@ -1,4 +1,4 @@
-// bench/workload_cli.hpp - the command line shared by the C++ workload programs
+// bench/workload_cli.hpp - the command line and the expected results shared by the C++ workload programs
 // (bench/workloads.cpp and the Boost.Fiber and oneTBB peers under bench/peers):
 //
 //   <program> <workload> [n]   runs one workload, prints "<workload> <value> <unit>"
@@ -40,6 +40,32 @@ const Workload& parse_workload_args(int argc, char** argv, const Workload (&tabl
     }
     std::fprintf(stderr, "unknown workload '%s' (try 'list')\n", argv[1]);
     std::exit(2);
+}
+
+// The expected results the workloads check against.
+inline std::int64_t sum_below(std::int64_t n) { return n * (n - 1) / 2; }  // 0 + 1 + ... + (n-1)
+
+inline std::int64_t fib_plain(int n) {
+    std::int64_t a = 0, b = 1;
+    for (int i = 0; i < n; ++i) {
+        std::int64_t t = a + b;
+        a = b;
+        b = t;
+    }
+    return a;
+}
+
+inline std::int64_t nth_prime(std::int64_t n) {  // by trial division
+    std::int64_t count = 0;
+    for (std::int64_t c = 2;; ++c) {
+        bool prime = true;
+        for (std::int64_t d = 2; d * d <= c; ++d)
+            if (c % d == 0) {
+                prime = false;
+                break;
+            }
+        if (prime && ++count == n) return c;
+    }
 }
 
 // Prints the result line, or the failure on stderr; returns the exit status.

@@ -66,7 +66,6 @@ result millis(clk::time_point t0, bool ok, const char* error) {
     return r;
 }
 
-i64 sum_below(i64 n) { return n * (n - 1) / 2; }
 
 // Resident set size in bytes, from /proc/self/statm (second field, in pages).
 long rss_bytes() {
@@ -110,7 +109,7 @@ csp::task<result> w1_pingpong(i64 n) {
     csp::go(w1_ponger(ping, pong, n, &wg));
     csp::go(w1_pinger(ping, pong, n, &sum, &wg));
     co_await wg.wait();
-    co_return per_op(t0, n, sum == sum_below(n), "wrong sum");
+    co_return per_op(t0, n, sum == bench::sum_below(n), "wrong sum");
 }
 
 // ---------------------------------------------------------------------------
@@ -149,7 +148,7 @@ csp::task<result> mpmc(i64 n, std::size_t capacity, int producers, int consumers
     co_await finished.wait();
     i64 total = 0;
     for (i64 s : sums) total += s;
-    co_return per_op(t0, n, total == sum_below(n), "wrong sum");
+    co_return per_op(t0, n, total == bench::sum_below(n), "wrong sum");
 }
 
 // ---------------------------------------------------------------------------
@@ -193,7 +192,7 @@ csp::task<result> select_rx(i64 n, std::size_t capacity) {
     csp::go(w4_selector(chs, n, &sum, &wg));
     for (int p = 0; p < 4; ++p) csp::go(w4_feeder(chs[std::size_t(p)], n * p / 4, n * (p + 1) / 4));
     co_await wg.wait();
-    co_return per_op(t0, n, sum == sum_below(n), "wrong sum");
+    co_return per_op(t0, n, sum == bench::sum_below(n), "wrong sum");
 }
 
 csp::task<result> w4_select_fanin(i64 n) { return select_rx(n, 0); }
@@ -215,7 +214,7 @@ csp::task<result> select_both(i64 n, std::size_t capacity) {
         csp::go(w4_selector(chs, n * (c + 1) / 4 - n * c / 4, &sums[std::size_t(c)], &wg));
     for (int p = 0; p < 4; ++p) csp::go(select_sender(chs, n * p / 4, n * (p + 1) / 4));
     co_await wg.wait();
-    co_return per_op(t0, n, sums[0] + sums[1] + sums[2] + sums[3] == sum_below(n), "wrong sum");
+    co_return per_op(t0, n, sums[0] + sums[1] + sums[2] + sums[3] == bench::sum_below(n), "wrong sum");
 }
 
 // The matrix's seq: one goroutine sends n values into a channel with room for
@@ -226,7 +225,7 @@ csp::task<result> seq(i64 n, std::size_t capacity) {
     for (i64 i = 0; i < n; ++i) co_await ch.send(i);
     i64 sum = 0;
     for (i64 i = 0; i < n; ++i) sum += *co_await ch.recv();
-    co_return per_op(t0, n, sum == sum_below(n), "wrong sum");
+    co_return per_op(t0, n, sum == bench::sum_below(n), "wrong sum");
 }
 
 // W4b: a select over 4 receive cases of which exactly one is ready, in one
@@ -246,7 +245,7 @@ csp::task<result> w4_select_ready(i64 n) {
         if (r.index() != 2) ok = false;
         else sum += *r.get<2>();
     }
-    co_return per_op(t0, n, ok && sum == sum_below(n), "wrong case or sum");
+    co_return per_op(t0, n, ok && sum == bench::sum_below(n), "wrong case or sum");
 }
 
 // W4c: ping-pong where the server blocks in a 2-case select (ping or quit)
@@ -284,7 +283,7 @@ csp::task<result> w4_select_blocked(i64 n) {
     csp::go(w4_server(ping, quit, pong, &wg));
     csp::go(w4_client(ping, quit, pong, n, &sum, &wg));
     co_await wg.wait();
-    co_return per_op(t0, n, sum == sum_below(n), "wrong sum");
+    co_return per_op(t0, n, sum == bench::sum_below(n), "wrong sum");
 }
 
 // ---------------------------------------------------------------------------
@@ -351,19 +350,6 @@ csp::task<> w7_filter(csp::channel<i64> in, csp::channel<i64> out, i64 prime) {
     }
 }
 
-i64 nth_prime(i64 n) {
-    i64 count = 0;
-    for (i64 c = 2;; ++c) {
-        bool prime = true;
-        for (i64 d = 2; d * d <= c; ++d)
-            if (c % d == 0) {
-                prime = false;
-                break;
-            }
-        if (prime && ++count == n) return c;
-    }
-}
-
 csp::task<result> w7_sieve(i64 n) {
     auto t0 = clk::now();
     auto ch = csp::make_channel<i64>(0);
@@ -375,7 +361,7 @@ csp::task<result> w7_sieve(i64 n) {
         csp::go(w7_filter(ch, next, prime));
         ch = next;
     }
-    co_return millis(t0, prime == nth_prime(n), "wrong last prime");
+    co_return millis(t0, prime == bench::nth_prime(n), "wrong last prime");
 }
 
 // ---------------------------------------------------------------------------
@@ -395,22 +381,12 @@ csp::task<> w8_fib(int n, csp::channel<i64> out) {
     co_await out.send(a + b);
 }
 
-i64 fib_plain(int n) {
-    i64 a = 0, b = 1;
-    for (int i = 0; i < n; ++i) {
-        i64 t = a + b;
-        a = b;
-        b = t;
-    }
-    return a;
-}
-
 csp::task<result> w8_fib_run(i64 n) {
     auto t0 = clk::now();
     auto out = csp::make_channel<i64>(1);
     csp::go(w8_fib(int(n), out));
     i64 v = *co_await out.recv();
-    co_return millis(t0, v == fib_plain(int(n)), "wrong fib");
+    co_return millis(t0, v == bench::fib_plain(int(n)), "wrong fib");
 }
 
 // ---------------------------------------------------------------------------

@@ -51,7 +51,6 @@ double ns_since(clk::time_point t0) {
 }
 result per_op(clk::time_point t0, i64 ops, bool ok, const char* error) { return {ns_since(t0) / double(ops), "ns/op", ok, error}; }
 result millis(clk::time_point t0, bool ok, const char* error) { return {ns_since(t0) / 1e6, "ms", ok, error}; }
-i64 sum_below(i64 n) { return n * (n - 1) / 2; }
 
 long rss_bytes() {
     std::FILE* f = std::fopen("/proc/self/statm", "r");
@@ -144,7 +143,7 @@ result w1_pingpong(i64 n) {
         wg.done();
     });
     wg.wait();
-    return per_op(t0, n, sum == sum_below(n), "wrong sum");
+    return per_op(t0, n, sum == bench::sum_below(n), "wrong sum");
 }
 
 // W2, W3 and the matrix's spsc/mpsc/mpmc: producers send 0..n-1 between
@@ -176,7 +175,7 @@ result mpmc(i64 n, std::size_t capacity, int producers, int consumers) {
     finished.wait();
     i64 total = 0;
     for (i64 s : sums) total += s;
-    return per_op(t0, n, total == sum_below(n), "wrong sum");
+    return per_op(t0, n, total == bench::sum_below(n), "wrong sum");
 }
 
 // The matrix's seq: one fiber sends n values into a channel with room for all
@@ -190,7 +189,7 @@ result seq(i64 n, std::size_t capacity) {
         ch.pop(v);
         sum += v;
     }
-    return per_op(t0, n, sum == sum_below(n), "wrong sum");
+    return per_op(t0, n, sum == bench::sum_below(n), "wrong sum");
 }
 
 // ---------------------------------------------------------------------------
@@ -233,19 +232,6 @@ result w6_parked(i64 n) {
 // channels are left allocated on purpose: closing or destroying an
 // unbuffered_channel with a blocked fiber crashes Boost 1.74 here.
 
-i64 nth_prime(i64 n) {
-    i64 count = 0;
-    for (i64 c = 2;; ++c) {
-        bool prime = true;
-        for (i64 d = 2; d * d <= c; ++d)
-            if (c % d == 0) {
-                prime = false;
-                break;
-            }
-        if (prime && ++count == n) return c;
-    }
-}
-
 result w7_sieve(i64 n) {
     auto t0 = clk::now();
     auto* ch = new channel(0);
@@ -264,7 +250,7 @@ result w7_sieve(i64 n) {
         }, ch, next, prime);
         ch = next;
     }
-    return millis(t0, prime == nth_prime(n), "wrong last prime");
+    return millis(t0, prime == bench::nth_prime(n), "wrong last prime");
 }
 
 // W8: fib(n) with a fiber per call; each call sends its result on its
@@ -287,23 +273,13 @@ void w8_fib(int n, std::shared_ptr<channel> out) {
     out->push(a + b);
 }
 
-i64 fib_plain(int n) {
-    i64 a = 0, b = 1;
-    for (int i = 0; i < n; ++i) {
-        i64 t = a + b;
-        a = b;
-        b = t;
-    }
-    return a;
-}
-
 result w8_fib_run(i64 n) {
     auto t0 = clk::now();
     auto out = std::make_shared<channel>(1);
     go(w8_fib, int(n), out);
     i64 v = 0;
     out->pop(v);
-    return millis(t0, v == fib_plain(int(n)), "wrong fib");
+    return millis(t0, v == bench::fib_plain(int(n)), "wrong fib");
 }
 
 // ---------------------------------------------------------------------------

@@ -56,21 +56,11 @@ i64 fib(int n) {
     return a + b;
 }
 
-i64 fib_plain(int n) {
-    i64 a = 0, b = 1;
-    for (int i = 0; i < n; ++i) {
-        i64 t = a + b;
-        a = b;
-        b = t;
-    }
-    return a;
-}
-
 bool w8_fib(i64 n, double& value) {
     auto t0 = clk::now();
     i64 v = fib(int(n));
     value = ns_since(t0) / 1e6;
-    return v == fib_plain(int(n));
+    return v == bench::fib_plain(int(n));
 }
 
 struct workload {
