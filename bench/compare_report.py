@@ -137,7 +137,7 @@ class Report:
         spec, matrix = self.workloads()
         groups = [(title, [w for w in ws if any(self.ratio(w, p) for p in self.peers)])
                   for title, ws in (("SPEC §9 workloads", spec), ("crossbeam-channel matrix", matrix))]
-        label_w, plot_w, bar_h, lo, hi = 200, 560, 7, 0.01, 100.0
+        label_w, plot_w, bar_h, lo, hi = 200, 560, 7, 0.001, 100.0
 
         def x(r):
             r = min(max(r, lo), hi)
@@ -165,7 +165,7 @@ class Report:
             y += 8
         top, bottom = 40, y
         axis = []
-        for t in (0.01, 0.1, 0.5, 1, 2, 10, 100):
+        for t in (0.001, 0.01, 0.1, 0.5, 1, 2, 10, 100):
             dash = "" if t == 1 else ' stroke-dasharray="3,3"'
             axis.append(f'<line x1="{x(t):.1f}" y1="{top}" x2="{x(t):.1f}" y2="{bottom}" stroke="#888"{dash}/>'
                         f'<text x="{x(t):.1f}" y="{bottom + 14}" text-anchor="middle">{t:g}</text>')
