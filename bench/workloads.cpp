@@ -389,6 +389,36 @@ csp::task<result> w8_fib_run(i64 n) {
     co_return millis(t0, v == bench::fib_plain(int(n)), "wrong fib");
 }
 
+// W8 with a wait_group instead of a channel (w8_fib_wg): each call spawns its
+// two children, which write their results into the parent's frame, and waits
+// for them on a wait_group - the structure of oneTBB's task_group version, to
+// tell the cost of spawning from the cost of the channels.
+
+csp::task<> w8_fib_wg(int n, i64* out, csp::wait_group* parent) {
+    if (n < 2) {
+        *out = n;
+    } else {
+        i64 a = 0, b = 0;
+        csp::wait_group children;
+        children.add(2);
+        csp::go(w8_fib_wg(n - 1, &a, &children));
+        csp::go(w8_fib_wg(n - 2, &b, &children));
+        co_await children.wait();
+        *out = a + b;
+    }
+    parent->done();
+}
+
+csp::task<result> w8_fib_wg_run(i64 n) {
+    auto t0 = clk::now();
+    i64 v = 0;
+    csp::wait_group done;
+    done.add(1);
+    csp::go(w8_fib_wg(int(n), &v, &done));
+    co_await done.wait();
+    co_return millis(t0, v == bench::fib_plain(int(n)), "wrong fib");
+}
+
 // ---------------------------------------------------------------------------
 
 struct workload {
@@ -442,6 +472,7 @@ constexpr workload workloads[] = {
     {"w6_parked", 1'000'000, w6_parked_memory},
     {"w7_sieve", 2'000, w7_sieve},
     {"w8_fib", 30, w8_fib_run},
+    {"w8_fib_wg", 30, w8_fib_wg_run},
     {"bounded0_spsc", matrix_n, cb_spsc<0>},
     {"bounded0_mpsc", matrix_n, cb_mpsc<0>},
     {"bounded0_mpmc", matrix_n, cb_mpmc<0>},

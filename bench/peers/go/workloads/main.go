@@ -424,6 +424,34 @@ type workload struct {
 	run      func(int64) result
 }
 
+// W8 with a WaitGroup instead of a channel (w8_fib_wg): the children write
+// their results into the parent's variables, as in the oneTBB task_group version.
+
+func w8FibWg(n int, out *int64, parent *sync.WaitGroup) {
+	if n < 2 {
+		*out = int64(n)
+	} else {
+		var a, b int64
+		var children sync.WaitGroup
+		children.Add(2)
+		go w8FibWg(n-1, &a, &children)
+		go w8FibWg(n-2, &b, &children)
+		children.Wait()
+		*out = a + b
+	}
+	parent.Done()
+}
+
+func w8FibWgRun(n int64) result {
+	t0 := time.Now()
+	var v int64
+	var done sync.WaitGroup
+	done.Add(1)
+	go w8FibWg(int(n), &v, &done)
+	done.Wait()
+	return millis(t0, v == fibPlain(int(n)), "wrong fib")
+}
+
 // The same default sizes as bench/workloads.cpp.
 var workloads = []workload{
 	{"w1_pingpong", 2_000_000, w1Pingpong},
@@ -439,6 +467,7 @@ var workloads = []workload{
 	{"w6_parked", 1_000_000, w6ParkedMemory},
 	{"w7_sieve", 2_000, w7Sieve},
 	{"w8_fib", 30, w8FibRun},
+	{"w8_fib_wg", 30, w8FibWgRun},
 }
 
 // crossbeam-channel's benchmark matrix: {bounded0, bounded1,
