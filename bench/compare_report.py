@@ -55,7 +55,7 @@ class Report:
             return None, c["status"] if c else "-"
         text = f"{fmt(c['median'])} ({fmt(c['min'])}-{fmt(c['max'])})"
         if c["failures"]:
-            text += f" [{c['failures']} {c['status']}]"
+            text += f" [{c['failures']} {c.get('failed_as', 'failed')}]"
         return c, text
 
     def ratio(self, workload, peer):
