@@ -108,10 +108,15 @@ class Report:
                 else:
                     got = self.ratio(w, peer)
                     shown = f"csp/{self.labels[peer]} = {fmt_ratio(got)}" if got is not None else "-"
-                status = ("**not measured**" if got is None else
-                          "**met**" if got <= limit else "**not met**")
+                status = ("**met**" if got is not None and got <= limit else
+                          "**not met**" if got is not None else "**not measured**" + self.why_missing(w, peer))
                 rows.append(f"| {bar} | {w} | {shown} | {status} |")
         return "\n".join(rows)
+
+    def why_missing(self, workload, peer):
+        reasons = [f"{self.labels[side]}: {text}" for side in ("csp", peer) if side
+                   for c, text in [self.cell(workload, side)] if c is None]
+        return f" ({'; '.join(reasons)})" if reasons else ""
 
     def markdown(self, chart):
         i = self.info
