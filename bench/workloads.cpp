@@ -1,6 +1,7 @@
-// bench/workloads.cpp - SPEC §9 workloads W1-W8, one per run, for a side-by-side
-// comparison with the Go program in bench/peers/go/workloads (same loops, same
-// output). bench/compare.sh builds both and alternates them.
+// bench/workloads.cpp - SPEC §9 workloads W1-W8 and crossbeam-channel's
+// benchmark matrix, one per run, for a side-by-side comparison with the peers
+// under bench/peers (Go, Boost.Fiber, crossbeam-channel, oneTBB: same loops,
+// same output). bench/compare builds them all and alternates them.
 //
 //   bench_workloads <workload> [n]      e.g. bench_workloads w1_pingpong
 //   bench_workloads list                the workload names, one per line
@@ -30,6 +31,8 @@
 #include <unistd.h>
 
 #include <csp/csp.hpp>
+
+#include "workload_cli.hpp"
 
 namespace {
 
@@ -63,7 +66,6 @@ result millis(clk::time_point t0, bool ok, const char* error) {
     return r;
 }
 
-i64 sum_below(i64 n) { return n * (n - 1) / 2; }
 
 // Resident set size in bytes, from /proc/self/statm (second field, in pages).
 long rss_bytes() {
@@ -107,7 +109,7 @@ csp::task<result> w1_pingpong(i64 n) {
     csp::go(w1_ponger(ping, pong, n, &wg));
     csp::go(w1_pinger(ping, pong, n, &sum, &wg));
     co_await wg.wait();
-    co_return per_op(t0, n, sum == sum_below(n), "wrong sum");
+    co_return per_op(t0, n, sum == bench::sum_below(n), "wrong sum");
 }
 
 // ---------------------------------------------------------------------------
@@ -146,20 +148,23 @@ csp::task<result> mpmc(i64 n, std::size_t capacity, int producers, int consumers
     co_await finished.wait();
     i64 total = 0;
     for (i64 s : sums) total += s;
-    co_return per_op(t0, n, total == sum_below(n), "wrong sum");
+    co_return per_op(t0, n, total == bench::sum_below(n), "wrong sum");
 }
 
 // ---------------------------------------------------------------------------
-// W4a: one consumer selects over 4 unbuffered channels, each fed by its own
-// producer; n messages in all.
+// W4a and the matrix's select_rx: one consumer selects over 4 channels, each
+// fed by its own producer; n messages in all. W4a is select_rx at capacity 0.
 
 csp::task<> w4_feeder(csp::channel<i64> ch, i64 from, i64 to) {
     for (i64 i = from; i < to; ++i) co_await ch.send(i);
 }
 
-csp::task<> w4_selector(std::array<csp::channel<i64>, 4> chs, i64 n, i64* sum, csp::wait_group* wg) {
+using four_channels = std::array<csp::channel<i64>, 4>;
+
+// Receives `count` values from whichever of the 4 channels is ready; adds them to *sum.
+csp::task<> w4_selector(four_channels chs, i64 count, i64* sum, csp::wait_group* wg) {
     i64 s = 0;
-    for (i64 i = 0; i < n; ++i) {
+    for (i64 i = 0; i < count; ++i) {
         auto r = co_await csp::select(chs[0].recv(), chs[1].recv(), chs[2].recv(), chs[3].recv());
         switch (r.index()) {
         case 0: s += *r.get<0>(); break;
@@ -172,17 +177,55 @@ csp::task<> w4_selector(std::array<csp::channel<i64>, 4> chs, i64 n, i64* sum, c
     wg->done();
 }
 
-csp::task<result> w4_select_fanin(i64 n) {
+four_channels make_four(std::size_t capacity) {
+    four_channels chs;
+    for (auto& c : chs) c = csp::make_channel<i64>(capacity);
+    return chs;
+}
+
+csp::task<result> select_rx(i64 n, std::size_t capacity) {
     auto t0 = clk::now();
-    std::array<csp::channel<i64>, 4> chs;
-    for (auto& c : chs) c = csp::make_channel<i64>(0);
+    four_channels chs = make_four(capacity);
     csp::wait_group wg;
     i64 sum = 0;
     wg.add(1);
     csp::go(w4_selector(chs, n, &sum, &wg));
     for (int p = 0; p < 4; ++p) csp::go(w4_feeder(chs[std::size_t(p)], n * p / 4, n * (p + 1) / 4));
     co_await wg.wait();
-    co_return per_op(t0, n, sum == sum_below(n), "wrong sum");
+    co_return per_op(t0, n, sum == bench::sum_below(n), "wrong sum");
+}
+
+csp::task<result> w4_select_fanin(i64 n) { return select_rx(n, 0); }
+
+// The matrix's select_both: 4 producers each send their quarter of 0..n-1
+// with a 4-case send select; 4 consumers each receive a quarter with a 4-case
+// receive select.
+csp::task<> select_sender(four_channels chs, i64 from, i64 to) {
+    for (i64 i = from; i < to; ++i) co_await csp::select(chs[0].send(i), chs[1].send(i), chs[2].send(i), chs[3].send(i));
+}
+
+csp::task<result> select_both(i64 n, std::size_t capacity) {
+    auto t0 = clk::now();
+    four_channels chs = make_four(capacity);
+    csp::wait_group wg;
+    std::array<i64, 4> sums{};
+    wg.add(4);
+    for (int c = 0; c < 4; ++c)
+        csp::go(w4_selector(chs, n * (c + 1) / 4 - n * c / 4, &sums[std::size_t(c)], &wg));
+    for (int p = 0; p < 4; ++p) csp::go(select_sender(chs, n * p / 4, n * (p + 1) / 4));
+    co_await wg.wait();
+    co_return per_op(t0, n, sums[0] + sums[1] + sums[2] + sums[3] == bench::sum_below(n), "wrong sum");
+}
+
+// The matrix's seq: one goroutine sends n values into a channel with room for
+// all of them, then receives them.
+csp::task<result> seq(i64 n, std::size_t capacity) {
+    auto t0 = clk::now();
+    auto ch = csp::make_channel<i64>(capacity);
+    for (i64 i = 0; i < n; ++i) co_await ch.send(i);
+    i64 sum = 0;
+    for (i64 i = 0; i < n; ++i) sum += *co_await ch.recv();
+    co_return per_op(t0, n, sum == bench::sum_below(n), "wrong sum");
 }
 
 // W4b: a select over 4 receive cases of which exactly one is ready, in one
@@ -202,7 +245,7 @@ csp::task<result> w4_select_ready(i64 n) {
         if (r.index() != 2) ok = false;
         else sum += *r.get<2>();
     }
-    co_return per_op(t0, n, ok && sum == sum_below(n), "wrong case or sum");
+    co_return per_op(t0, n, ok && sum == bench::sum_below(n), "wrong case or sum");
 }
 
 // W4c: ping-pong where the server blocks in a 2-case select (ping or quit)
@@ -240,7 +283,7 @@ csp::task<result> w4_select_blocked(i64 n) {
     csp::go(w4_server(ping, quit, pong, &wg));
     csp::go(w4_client(ping, quit, pong, n, &sum, &wg));
     co_await wg.wait();
-    co_return per_op(t0, n, sum == sum_below(n), "wrong sum");
+    co_return per_op(t0, n, sum == bench::sum_below(n), "wrong sum");
 }
 
 // ---------------------------------------------------------------------------
@@ -307,19 +350,6 @@ csp::task<> w7_filter(csp::channel<i64> in, csp::channel<i64> out, i64 prime) {
     }
 }
 
-i64 nth_prime(i64 n) {
-    i64 count = 0;
-    for (i64 c = 2;; ++c) {
-        bool prime = true;
-        for (i64 d = 2; d * d <= c; ++d)
-            if (c % d == 0) {
-                prime = false;
-                break;
-            }
-        if (prime && ++count == n) return c;
-    }
-}
-
 csp::task<result> w7_sieve(i64 n) {
     auto t0 = clk::now();
     auto ch = csp::make_channel<i64>(0);
@@ -331,7 +361,7 @@ csp::task<result> w7_sieve(i64 n) {
         csp::go(w7_filter(ch, next, prime));
         ch = next;
     }
-    co_return millis(t0, prime == nth_prime(n), "wrong last prime");
+    co_return millis(t0, prime == bench::nth_prime(n), "wrong last prime");
 }
 
 // ---------------------------------------------------------------------------
@@ -351,22 +381,42 @@ csp::task<> w8_fib(int n, csp::channel<i64> out) {
     co_await out.send(a + b);
 }
 
-i64 fib_plain(int n) {
-    i64 a = 0, b = 1;
-    for (int i = 0; i < n; ++i) {
-        i64 t = a + b;
-        a = b;
-        b = t;
-    }
-    return a;
-}
-
 csp::task<result> w8_fib_run(i64 n) {
     auto t0 = clk::now();
     auto out = csp::make_channel<i64>(1);
     csp::go(w8_fib(int(n), out));
     i64 v = *co_await out.recv();
-    co_return millis(t0, v == fib_plain(int(n)), "wrong fib");
+    co_return millis(t0, v == bench::fib_plain(int(n)), "wrong fib");
+}
+
+// W8 with a wait_group instead of a channel (w8_fib_wg): each call spawns its
+// two children, which write their results into the parent's frame, and waits
+// for them on a wait_group - the structure of oneTBB's task_group version, to
+// tell the cost of spawning from the cost of the channels.
+
+csp::task<> w8_fib_wg(int n, i64* out, csp::wait_group* parent) {
+    if (n < 2) {
+        *out = n;
+    } else {
+        i64 a = 0, b = 0;
+        csp::wait_group children;
+        children.add(2);
+        csp::go(w8_fib_wg(n - 1, &a, &children));
+        csp::go(w8_fib_wg(n - 2, &b, &children));
+        co_await children.wait();
+        *out = a + b;
+    }
+    parent->done();
+}
+
+csp::task<result> w8_fib_wg_run(i64 n) {
+    auto t0 = clk::now();
+    i64 v = 0;
+    csp::wait_group done;
+    done.add(1);
+    csp::go(w8_fib_wg(int(n), &v, &done));
+    co_await done.wait();
+    co_return millis(t0, v == bench::fib_plain(int(n)), "wrong fib");
 }
 
 // ---------------------------------------------------------------------------
@@ -383,8 +433,31 @@ csp::task<result> w2_cap1024(i64 n) { return mpmc(n, 1024, 1, 1); }
 csp::task<result> w3_cap0(i64 n) { return mpmc(n, 0, 4, 4); }
 csp::task<result> w3_cap1024(i64 n) { return mpmc(n, 1024, 4, 4); }
 
+// crossbeam-channel's benchmark matrix (crossbeam-channel/benchmarks):
+// {bounded0, bounded1, bounded}_{seq, spsc, mpsc, mpmc, select_rx,
+// select_both} with 8-byte messages and 4 "threads" (here goroutines);
+// `bounded` has room for all n messages, and only it has seq.
+// Cap is the capacity, or -1 for room for all n.
+template <int Cap>
+std::size_t cap_for(i64 n) { return Cap < 0 ? std::size_t(n) : std::size_t(Cap); }
+template <int Cap>
+csp::task<result> cb_seq(i64 n) { return seq(n, cap_for<Cap>(n)); }
+template <int Cap>
+csp::task<result> cb_spsc(i64 n) { return mpmc(n, cap_for<Cap>(n), 1, 1); }
+template <int Cap>
+csp::task<result> cb_mpsc(i64 n) { return mpmc(n, cap_for<Cap>(n), 4, 1); }
+template <int Cap>
+csp::task<result> cb_mpmc(i64 n) { return mpmc(n, cap_for<Cap>(n), 4, 4); }
+template <int Cap>
+csp::task<result> cb_select_rx(i64 n) { return select_rx(n, cap_for<Cap>(n)); }
+template <int Cap>
+csp::task<result> cb_select_both(i64 n) { return select_both(n, cap_for<Cap>(n)); }
+
+// Messages per matrix run: crossbeam's own runs use 5M (pass n to match).
+constexpr i64 matrix_n = 500'000;
+
 // The default sizes keep each run near a second or less on the reference
-// machine (2 cores), for both csp and Go; bench/peers/go/workloads uses the same.
+// machine (2 cores), for both csp and Go; the peers under bench/peers use the same.
 constexpr workload workloads[] = {
     {"w1_pingpong", 2'000'000, w1_pingpong},
     {"w2_spsc_cap0", 4'000'000, w2_cap0},
@@ -399,6 +472,23 @@ constexpr workload workloads[] = {
     {"w6_parked", 1'000'000, w6_parked_memory},
     {"w7_sieve", 2'000, w7_sieve},
     {"w8_fib", 30, w8_fib_run},
+    {"w8_fib_wg", 30, w8_fib_wg_run},
+    {"bounded0_spsc", matrix_n, cb_spsc<0>},
+    {"bounded0_mpsc", matrix_n, cb_mpsc<0>},
+    {"bounded0_mpmc", matrix_n, cb_mpmc<0>},
+    {"bounded0_select_rx", matrix_n, cb_select_rx<0>},
+    {"bounded0_select_both", matrix_n, cb_select_both<0>},
+    {"bounded1_spsc", matrix_n, cb_spsc<1>},
+    {"bounded1_mpsc", matrix_n, cb_mpsc<1>},
+    {"bounded1_mpmc", matrix_n, cb_mpmc<1>},
+    {"bounded1_select_rx", matrix_n, cb_select_rx<1>},
+    {"bounded1_select_both", matrix_n, cb_select_both<1>},
+    {"bounded_seq", matrix_n, cb_seq<-1>},
+    {"bounded_spsc", matrix_n, cb_spsc<-1>},
+    {"bounded_mpsc", matrix_n, cb_mpsc<-1>},
+    {"bounded_mpmc", matrix_n, cb_mpmc<-1>},
+    {"bounded_select_rx", matrix_n, cb_select_rx<-1>},
+    {"bounded_select_both", matrix_n, cb_select_both<-1>},
 };
 
 csp::task<result> run_workload(const workload* w, i64 n) { co_return co_await w->run(n); }
@@ -406,36 +496,10 @@ csp::task<result> run_workload(const workload* w, i64 n) { co_return co_await w-
 }  // namespace
 
 int main(int argc, char** argv) {
-    if (argc < 2 || argc > 3) {
-        std::fprintf(stderr, "usage: %s <workload>|list [n]\n", argv[0]);
-        return 2;
-    }
-    std::string_view name = argv[1];
-    if (name == "list") {
-        for (const workload& w : workloads) std::printf("%s\n", w.name);
-        return 0;
-    }
-    const workload* w = nullptr;
-    for (const workload& x : workloads)
-        if (name == x.name) w = &x;
-    if (!w) {
-        std::fprintf(stderr, "unknown workload '%s' (try 'list')\n", argv[1]);
-        return 2;
-    }
-    i64 n = w->default_n;
-    if (argc == 3) n = std::strtoll(argv[2], nullptr, 10);
-    if (n <= 0) {
-        std::fprintf(stderr, "n must be positive\n");
-        return 2;
-    }
+    i64 n = 0;
+    const workload& w = bench::parse_workload_args(argc, argv, workloads, n);
     std::size_t threads = 2;
     if (const char* t = std::getenv("CSP_THREADS")) threads = std::size_t(std::strtoul(t, nullptr, 10));
-
-    result r = csp::run(csp::run_options{.threads = threads}, run_workload(w, n));
-    if (!r.ok) {
-        std::fprintf(stderr, "%s: FAILED: %s\n", w->name, r.error.c_str());
-        return 1;
-    }
-    std::printf("%s %.2f %s\n", w->name, r.value, r.unit);
-    return 0;
+    result r = csp::run(csp::run_options{.threads = threads}, run_workload(&w, n));
+    return bench::report_result(w.name, r.ok, r.error.c_str(), r.value, r.unit);
 }

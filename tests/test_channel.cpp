@@ -10,6 +10,7 @@
 #include "helpers.hpp"
 
 #include "counting_allocator.hpp"  // this program counts its heap allocations
+#include "round_trips.hpp"
 
 using csp::chan_status;
 
@@ -410,6 +411,17 @@ TEST_CASE("channel operations allocate nothing, blocked or not") {
     loop.run_until_idle();
     CHECK(g_allocations.load() == before);
     CHECK(sum == 2 * (9'999L * 10'000 / 2));
+}
+
+csp::task<> echo_server(csp::channel<int> ping, csp::channel<int> pong, int rounds) {
+    for (int i = 0; i < rounds; ++i) co_await pong.send(*co_await ping.recv());
+}
+
+TEST_CASE("blocked-and-woken send and recv on a pool allocate nothing in steady state") {
+    if (!counting_allocations) WARN("allocation counting is off in this (AddressSanitizer) build");
+    auto r = csp_test::pool_round_trips(echo_server, 1000, 10'000);
+    CHECK(r.sum == 10'000L * (1000 + 10'999) / 2);
+    if (counting_allocations) CHECK(r.allocations == 0);
 }
 
 TEST_CASE("sync_wait on channel operations allocates nothing in steady state") {

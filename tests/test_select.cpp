@@ -13,6 +13,7 @@
 #include "helpers.hpp"
 
 #include "counting_allocator.hpp"  // this program counts its heap allocations
+#include "round_trips.hpp"
 
 using csp::chan_status;
 
@@ -415,6 +416,45 @@ TEST_CASE("a ready select allocates nothing") {
     loop.run_until_idle();
     CHECK(g_allocations.load() == before);
     CHECK(fired == 10'000);
+}
+
+// Answers each ping through two selects that block: a receive select (ping
+// or quit) until the client sends, then a send select (pong or quit) until the
+// client receives. quit is never used: it makes each select a real choice.
+csp::task<> select_echo_server(csp::channel<int> ping, csp::channel<int> pong, int rounds) {
+    auto quit = csp::make_channel<int>(0);
+    for (int i = 0; i < rounds; ++i) {
+        auto in = co_await csp::select(ping.recv(), quit.recv());
+        int v = *in.get<0>();
+        co_await csp::select(pong.send(v), quit.recv());
+    }
+}
+
+TEST_CASE("a select that blocks and is woken allocates nothing, on a run_loop") {
+    if (!counting_allocations) WARN("allocation counting is off in this (AddressSanitizer) build");
+    csp::run_loop loop;
+    auto ping = csp::make_channel<int>(0), pong = csp::make_channel<int>(0);
+    long sum = 0;
+    csp::spawn(loop, select_echo_server(ping, pong, 10'000));
+    csp::spawn(loop, [&]() -> csp::task<> {
+        for (int i = 0; i < 10'000; ++i) {
+            co_await ping.send(i);  // the server is blocked in its select: this wakes it
+            sum += *co_await pong.recv();
+        }
+    });
+    loop.run_one();  // the server blocks in its first select
+    loop.run_one();  // the client hands it the first value and blocks on pong
+    long before = g_allocations.load();
+    loop.run_until_idle();
+    CHECK(g_allocations.load() == before);
+    CHECK(sum == 9'999L * 10'000 / 2);
+}
+
+TEST_CASE("a select that blocks and is woken on a pool allocates nothing in steady state") {
+    if (!counting_allocations) WARN("allocation counting is off in this (AddressSanitizer) build");
+    auto r = csp_test::pool_round_trips(select_echo_server, 1000, 10'000);
+    CHECK(r.sum == 10'000L * (1000 + 10'999) / 2);
+    if (counting_allocations) CHECK(r.allocations == 0);
 }
 
 TEST_CASE("a goroutine destroyed while blocked in select unlinks every case") {

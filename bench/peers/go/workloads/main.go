@@ -1,5 +1,6 @@
-// Command workloads runs SPEC §9 workloads W1-W8 exactly as bench/workloads.cpp
-// does for csp: the same loops, sizes, checks and output.
+// Command workloads runs SPEC §9 workloads W1-W8 and crossbeam-channel's benchmark
+// matrix exactly as bench/workloads.cpp does for csp: the same loops, sizes, checks
+// and output.
 //
 //	go run . <workload> [n]   prints "<workload> <value> <unit>"
 //	go run . list             the workload names, one per line
@@ -128,7 +129,8 @@ func mpmc(n int64, capacity, producers, consumers int) result {
 	return perOp(t0, n, total == sumBelow(n), "wrong sum")
 }
 
-// W4a: one consumer selects over 4 unbuffered channels, each fed by its own producer.
+// W4a and the matrix's select_rx: one consumer selects over 4 channels, each
+// fed by its own producer; n messages in all. W4a is select_rx at capacity 0.
 
 func w4Feeder(ch chan int64, from, to int64) {
 	for i := from; i < to; i++ {
@@ -136,9 +138,10 @@ func w4Feeder(ch chan int64, from, to int64) {
 	}
 }
 
-func w4Selector(chs [4]chan int64, n int64, sum *int64, wg *sync.WaitGroup) {
+// w4Selector receives count values from whichever of the 4 channels is ready.
+func w4Selector(chs [4]chan int64, count int64, sum *int64, wg *sync.WaitGroup) {
 	var s int64
-	for i := int64(0); i < n; i++ {
+	for i := int64(0); i < count; i++ {
 		select {
 		case v := <-chs[0]:
 			s += v
@@ -154,12 +157,16 @@ func w4Selector(chs [4]chan int64, n int64, sum *int64, wg *sync.WaitGroup) {
 	wg.Done()
 }
 
-func w4SelectFanin(n int64) result {
-	t0 := time.Now()
-	var chs [4]chan int64
+func makeFour(capacity int) (chs [4]chan int64) {
 	for i := range chs {
-		chs[i] = make(chan int64)
+		chs[i] = make(chan int64, capacity)
 	}
+	return
+}
+
+func selectRx(n int64, capacity int) result {
+	t0 := time.Now()
+	chs := makeFour(capacity)
 	var wg sync.WaitGroup
 	var sum int64
 	wg.Add(1)
@@ -168,6 +175,53 @@ func w4SelectFanin(n int64) result {
 		go w4Feeder(chs[p], n*int64(p)/4, n*int64(p+1)/4)
 	}
 	wg.Wait()
+	return perOp(t0, n, sum == sumBelow(n), "wrong sum")
+}
+
+func w4SelectFanin(n int64) result { return selectRx(n, 0) }
+
+// The matrix's select_both: 4 producers each send their quarter of 0..n-1
+// with a 4-case send select; 4 consumers each receive a quarter with a 4-case
+// receive select.
+func selectSender(chs [4]chan int64, from, to int64) {
+	for i := from; i < to; i++ {
+		select {
+		case chs[0] <- i:
+		case chs[1] <- i:
+		case chs[2] <- i:
+		case chs[3] <- i:
+		}
+	}
+}
+
+func selectBoth(n int64, capacity int) result {
+	t0 := time.Now()
+	chs := makeFour(capacity)
+	var wg sync.WaitGroup
+	var sums [4]int64
+	wg.Add(4)
+	for c := int64(0); c < 4; c++ {
+		go w4Selector(chs, n*(c+1)/4-n*c/4, &sums[c], &wg)
+	}
+	for p := int64(0); p < 4; p++ {
+		go selectSender(chs, n*p/4, n*(p+1)/4)
+	}
+	wg.Wait()
+	return perOp(t0, n, sums[0]+sums[1]+sums[2]+sums[3] == sumBelow(n), "wrong sum")
+}
+
+// The matrix's seq: one goroutine sends n values into a channel with room for
+// all of them, then receives them.
+func seq(n int64, capacity int) result {
+	t0 := time.Now()
+	ch := make(chan int64, capacity)
+	for i := int64(0); i < n; i++ {
+		ch <- i
+	}
+	var sum int64
+	for i := int64(0); i < n; i++ {
+		sum += <-ch
+	}
 	return perOp(t0, n, sum == sumBelow(n), "wrong sum")
 }
 
@@ -370,6 +424,34 @@ type workload struct {
 	run      func(int64) result
 }
 
+// W8 with a WaitGroup instead of a channel (w8_fib_wg): the children write
+// their results into the parent's variables, as in the oneTBB task_group version.
+
+func w8FibWg(n int, out *int64, parent *sync.WaitGroup) {
+	if n < 2 {
+		*out = int64(n)
+	} else {
+		var a, b int64
+		var children sync.WaitGroup
+		children.Add(2)
+		go w8FibWg(n-1, &a, &children)
+		go w8FibWg(n-2, &b, &children)
+		children.Wait()
+		*out = a + b
+	}
+	parent.Done()
+}
+
+func w8FibWgRun(n int64) result {
+	t0 := time.Now()
+	var v int64
+	var done sync.WaitGroup
+	done.Add(1)
+	go w8FibWg(int(n), &v, &done)
+	done.Wait()
+	return millis(t0, v == fibPlain(int(n)), "wrong fib")
+}
+
 // The same default sizes as bench/workloads.cpp.
 var workloads = []workload{
 	{"w1_pingpong", 2_000_000, w1Pingpong},
@@ -385,6 +467,37 @@ var workloads = []workload{
 	{"w6_parked", 1_000_000, w6ParkedMemory},
 	{"w7_sieve", 2_000, w7Sieve},
 	{"w8_fib", 30, w8FibRun},
+	{"w8_fib_wg", 30, w8FibWgRun},
+}
+
+// crossbeam-channel's benchmark matrix: {bounded0, bounded1,
+// bounded}_{seq, spsc, mpsc, mpmc, select_rx, select_both}, 8-byte messages,
+// 4 "threads" (here goroutines); `bounded` has room for all n messages, and
+// only it has seq. matrixN messages per run, as in bench/workloads.cpp.
+const matrixN = 500_000
+
+func init() {
+	for _, f := range []struct {
+		name     string
+		capacity int // -1: room for all n
+	}{{"bounded0", 0}, {"bounded1", 1}, {"bounded", -1}} {
+		c := f.capacity
+		capFor := func(n int64) int {
+			if c < 0 {
+				return int(n)
+			}
+			return c
+		}
+		if c < 0 {
+			workloads = append(workloads, workload{"bounded_seq", matrixN, func(n int64) result { return seq(n, capFor(n)) }})
+		}
+		workloads = append(workloads,
+			workload{f.name + "_spsc", matrixN, func(n int64) result { return mpmc(n, capFor(n), 1, 1) }},
+			workload{f.name + "_mpsc", matrixN, func(n int64) result { return mpmc(n, capFor(n), 4, 1) }},
+			workload{f.name + "_mpmc", matrixN, func(n int64) result { return mpmc(n, capFor(n), 4, 4) }},
+			workload{f.name + "_select_rx", matrixN, func(n int64) result { return selectRx(n, capFor(n)) }},
+			workload{f.name + "_select_both", matrixN, func(n int64) result { return selectBoth(n, capFor(n)) }})
+	}
 }
 
 func main() {
