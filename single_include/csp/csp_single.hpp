@@ -4143,6 +4143,20 @@ public:
 
     address local_address() const { return sockname(::getsockname, "getsockname"); }
 
+    /// Readiness of this socket as a select case (or awaitable): to wait for
+    /// input with a timeout or a cancellation channel,
+    /// `co_await csp::select(conn.readable(), csp::after(1s), done.recv())`,
+    /// then read. Yields operation_canceled once the socket is closed.
+    csp::detail::io_wait readable() const {
+        if (fd_ < 0) detail::throw_net(errc::closed, "csp::net: socket is not open");
+        return csp::detail::io_wait(source_, csp::detail::io_direction::read);
+    }
+    /// Like readable(), for room to write.
+    csp::detail::io_wait writable() const {
+        if (fd_ < 0) detail::throw_net(errc::closed, "csp::net: socket is not open");
+        return csp::detail::io_wait(source_, csp::detail::io_direction::write);
+    }
+
 protected:
     /// Wraps a new non-blocking fd, registering it with the current
     /// executor's poller. Closes `fd` if that fails.
