@@ -34,7 +34,7 @@ cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release \
   -DCSP_BUILD_TESTS=OFF -DCSP_BUILD_EXAMPLES=ON -DCSP_BUILD_BENCHMARKS=ON >/dev/null
 cmake --build "$build" --target example_echo_server example_echo_client -j "$cores" >&2
 (cd "$root/bench/peers/go" && go build -o "$build/go_echo_server" ./echo_server)
-cc -O2 -o "$build/c_epoll_echo" "$root/bench/peers/c/epoll_echo.c"
+cc -O2 -Wall -Werror -o "$build/c_epoll_echo" "$root/bench/peers/c/epoll_echo.c"
 
 declare -A server_cmd=(
   [csp]="$build/examples/example_echo_server 127.0.0.1:0"

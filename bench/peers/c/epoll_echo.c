@@ -2,6 +2,7 @@
  * echo loop in plain C, the fastest simple shape on Linux. Prints
  * "listening on ADDRESS" first. Partial writes are kept in a small per-
  * connection buffer and flushed when the socket becomes writable again. */
+#define _GNU_SOURCE /* accept4 */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
