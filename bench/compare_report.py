@@ -99,7 +99,7 @@ class Report:
         for bar, prefixes, peer, limit in BARS:
             for w in (w for w in spec if w.startswith(prefixes)):
                 if w in self.pending and w not in self.summary:
-                    rows.append(f"| {bar} | {w} | - | **not measured** ({self.pending[w]}) |")
+                    rows.append(f"| {bar} | {w} | - | **not measured by this harness** ({self.pending[w]}) |")
                     continue
                 if peer is None:
                     c = self.summary.get(w, {}).get("csp", {})
