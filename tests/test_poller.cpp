@@ -259,8 +259,10 @@ TEST_CASE("a goroutine waiting for an fd is not a deadlock") {
     auto parked = csp::make_channel<int>(0);
     std::thread writer([&] {
         csp::sync_wait(parked.recv());
-        // Give the deadlock detector (grace 50 ms) every chance to fire
-        // wrongly; the test passes however long this takes.
+        // The interval is what is under test, not a way to wait for
+        // something: the detector (grace 50 ms) must stay quiet for all of it
+        // while the only goroutine waits on an fd. A slower machine only
+        // shortens the window the detector gets; it cannot fail the test.
         std::this_thread::sleep_for(200ms);
         REQUIRE(::write(p.write_end, "k", 1) == 1);
     });

@@ -101,7 +101,7 @@ struct std::is_error_code_enum<csp::net::errc> : std::true_type {};
 namespace csp::net {
 
 namespace detail {
-[[noreturn]] inline void throw_errno(int err, const char* what) { csp::detail::throw_errno(err, what); }
+using csp::detail::throw_errno;  // poller.hpp's: errno as std::system_error
 [[noreturn]] inline void throw_net(errc e, const char* what) { throw std::system_error(make_error_code(e), what); }
 }  // namespace detail
 

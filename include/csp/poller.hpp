@@ -299,18 +299,16 @@ private:
         return timeout < std::chrono::nanoseconds::zero() ? until : std::min(timeout, until);
     }
 
-    static void wake_all_locked(detail::wait_queue& q, detail::wait_status status) {
-        while (detail::waiter* w = q.claim_front()) detail::complete(*w, status);
+    /// Completes every waiter of `q` with `status`. True if there was one.
+    static bool wake_all_locked(detail::wait_queue& q, detail::wait_status status) {
+        bool woke = false;
+        for (; detail::waiter* w = q.claim_front(); woke = true) detail::complete(*w, status);
+        return woke;
     }
 
+    /// Readiness in direction `d`: wakes the waiters, or latches it for the next wait.
     static void signal_locked(detail::io_source& s, detail::io_direction d) {
-        auto& q = s.waiters[int(d)];
-        bool woke = false;
-        while (detail::waiter* w = q.claim_front()) {
-            detail::complete(*w, detail::wait_status::ok);
-            woke = true;
-        }
-        if (!woke) s.ready[int(d)] = true;
+        if (!wake_all_locked(s.waiters[int(d)], detail::wait_status::ok)) s.ready[int(d)] = true;
     }
 
     detail::io_source* allocate_source() {
@@ -338,6 +336,9 @@ private:
 
     int epoll_fd_ = -1;
     int wake_fd_ = -1;
+    // seq_cst: the pool's deadlock check reads it together with its idle
+    // counters (all seq_cst), and must not see "no fd" while a goroutine
+    // that registered one is already counted as parked.
     std::atomic<std::size_t> sources_in_use_{0};
     std::atomic<bool> blocking_{false};  // a blocking wait() is in progress
     detail::timer_queue timers_{detail::timer_queue::clock_kind::steady};

@@ -455,7 +455,11 @@ private:
     std::mutex idle_mu_;
     std::vector<worker*> idle_;  // reserved up front: never allocates after start
     worker* polling_worker_ = nullptr;  // the idle worker in epoll_wait (not in idle_)
-    std::atomic<bool> someone_in_epoll_{false};  // hint: someone is in epoll_wait
+    // A hint, written under idle_mu_ and read relaxed by busy workers to skip
+    // their periodic non-blocking poll: a stale value costs one extra poll or
+    // delays one by 61 ticks, never a lost event (the sleeper in epoll_wait
+    // or the next idle worker still harvests it).
+    std::atomic<bool> someone_in_epoll_{false};
     std::atomic<std::size_t> idle_count_{0};
     std::atomic<int> searching_{0};
     std::atomic<bool> stopping_{false};

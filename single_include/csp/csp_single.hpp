@@ -2956,18 +2956,16 @@ private:
         return timeout < std::chrono::nanoseconds::zero() ? until : std::min(timeout, until);
     }
 
-    static void wake_all_locked(detail::wait_queue& q, detail::wait_status status) {
-        while (detail::waiter* w = q.claim_front()) detail::complete(*w, status);
+    /// Completes every waiter of `q` with `status`. True if there was one.
+    static bool wake_all_locked(detail::wait_queue& q, detail::wait_status status) {
+        bool woke = false;
+        for (; detail::waiter* w = q.claim_front(); woke = true) detail::complete(*w, status);
+        return woke;
     }
 
+    /// Readiness in direction `d`: wakes the waiters, or latches it for the next wait.
     static void signal_locked(detail::io_source& s, detail::io_direction d) {
-        auto& q = s.waiters[int(d)];
-        bool woke = false;
-        while (detail::waiter* w = q.claim_front()) {
-            detail::complete(*w, detail::wait_status::ok);
-            woke = true;
-        }
-        if (!woke) s.ready[int(d)] = true;
+        if (!wake_all_locked(s.waiters[int(d)], detail::wait_status::ok)) s.ready[int(d)] = true;
     }
 
     detail::io_source* allocate_source() {
@@ -2995,6 +2993,9 @@ private:
 
     int epoll_fd_ = -1;
     int wake_fd_ = -1;
+    // seq_cst: the pool's deadlock check reads it together with its idle
+    // counters (all seq_cst), and must not see "no fd" while a goroutine
+    // that registered one is already counted as parked.
     std::atomic<std::size_t> sources_in_use_{0};
     std::atomic<bool> blocking_{false};  // a blocking wait() is in progress
     detail::timer_queue timers_{detail::timer_queue::clock_kind::steady};
@@ -3949,7 +3950,7 @@ struct std::is_error_code_enum<csp::net::errc> : std::true_type {};
 namespace csp::net {
 
 namespace detail {
-[[noreturn]] inline void throw_errno(int err, const char* what) { csp::detail::throw_errno(err, what); }
+using csp::detail::throw_errno;  // poller.hpp's: errno as std::system_error
 [[noreturn]] inline void throw_net(errc e, const char* what) { throw std::system_error(make_error_code(e), what); }
 }  // namespace detail
 
@@ -5208,7 +5209,11 @@ private:
     std::mutex idle_mu_;
     std::vector<worker*> idle_;  // reserved up front: never allocates after start
     worker* polling_worker_ = nullptr;  // the idle worker in epoll_wait (not in idle_)
-    std::atomic<bool> someone_in_epoll_{false};  // hint: someone is in epoll_wait
+    // A hint, written under idle_mu_ and read relaxed by busy workers to skip
+    // their periodic non-blocking poll: a stale value costs one extra poll or
+    // delays one by 61 ticks, never a lost event (the sleeper in epoll_wait
+    // or the next idle worker still harvests it).
+    std::atomic<bool> someone_in_epoll_{false};
     std::atomic<std::size_t> idle_count_{0};
     std::atomic<int> searching_{0};
     std::atomic<bool> stopping_{false};
