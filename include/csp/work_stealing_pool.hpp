@@ -8,12 +8,16 @@
 // * Posting. From a worker of this pool, post() puts the coroutine in the
 //   worker's run-next slot: a goroutine woken by the running one (a receiver
 //   woken by a send) runs next on the same worker, while its data is hot in
-//   cache. The previous occupant moves to the back of the local queue. From
-//   any other thread, post() goes to the global queue. Nothing allocates
-//   except the global queue when it grows.
-// * Fairness. A worker takes the run-next slot at most `runnext_limit` times
-//   in a row (so a ping-pong pair cannot starve its queue), and looks at the
-//   global queue first every `global_poll_interval` ticks.
+//   cache. The previous occupant moves to the local queue. From any other
+//   thread, post() goes to the global queue. Nothing allocates except the
+//   global queue when it grows.
+// * Order. The local queue runs newest first (detail/local_queue.hpp), so
+//   spawned children run depth-first on their parent's worker, as in Cilk
+//   and oneTBB; thieves take the oldest entries.
+// * Fairness. Every `global_poll_interval` ticks a worker takes the oldest
+//   work first (I/O, the global queue, the oldest local entry), so neither a
+//   ping-pong pair in the run-next slot nor newer work starves older work.
+//   yield() re-queues on the global queue (Go's Gosched).
 // * Stealing. A worker with nothing to do steals half of another worker's
 //   queue. At most half of the workers search at once (`searching_`), and a
 //   post only wakes a sleeping worker if nobody is searching already, so a
@@ -135,11 +139,17 @@ public:
         notify_work();
     }
 
-    /// Queues `h` behind the work already queued (for csp::yield).
+    /// Queues `h` behind the work already queued (for csp::yield and the
+    /// cooperative budget): on the global queue, like Go's Gosched, since
+    /// the local queue runs newest first.
     void post_yield(std::coroutine_handle<> h) {
         worker* w = current_worker();
-        if (w && w->pool == this) push_local(*w, h);
-        else push_global_from_outside(h);
+        if (w && w->pool == this) {
+            std::lock_guard lock(global_mu_);
+            global_push_locked(h);
+        } else {
+            push_global_from_outside(h);
+        }
         notify_work();
     }
 
@@ -168,15 +178,13 @@ public:
     /// The timers of this pool's goroutines, driven by its poller.
     detail::timer_queue& timers() noexcept { return poller_.timers(); }
 
-    /// Scheduling constants (see the top of this file).
-    static constexpr int runnext_limit = 3;
+    /// Scheduling constant (see take_local_or_global).
     static constexpr std::uint32_t global_poll_interval = 61;
 
 private:
     struct alignas(64) worker {
         detail::local_queue queue;
         std::coroutine_handle<> runnext;  // owner only
-        int runnext_streak = 0;           // owner only
         std::uint32_t tick = 0;           // owner only
         bool searching = false;           // owner only: counted in searching_
         bool idle = false;                // guarded by idle_mu_
@@ -269,20 +277,19 @@ private:
 
 
 
+    /// The order: the run-next slot, then the local queue newest first, then
+    /// the global queue. Every `global_poll_interval` ticks the oldest work
+    /// goes first instead (I/O, the global queue, the oldest local entry),
+    /// so nothing waits forever behind newer work: a ping-pong pair that
+    /// keeps refilling the run-next slot, or a spawner that keeps pushing.
     std::coroutine_handle<> take_local_or_global(worker& w) {
         if (++w.tick % global_poll_interval == 0) {
             if (!someone_in_epoll_.load(std::memory_order_relaxed)) poll_io(w);
             if (auto h = pop_global(w)) return h;
+            if (auto h = w.queue.pop_oldest()) return h;
         }
-        if (w.runnext) {
-            if (w.runnext_streak < runnext_limit) {
-                ++w.runnext_streak;
-                return std::exchange(w.runnext, {});
-            }
-            push_local(w, std::exchange(w.runnext, {}));  // let the queue have its turn
-        }
-        w.runnext_streak = 0;
-        if (auto h = w.queue.pop()) return h;
+        if (w.runnext) return std::exchange(w.runnext, {});
+        if (auto h = w.queue.pop_newest()) return h;
         return pop_global(w);
     }
 

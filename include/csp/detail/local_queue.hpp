@@ -1,18 +1,32 @@
 // csp/detail/local_queue.hpp - a worker's bounded run queue: one owner, many thieves.
 //
-// The owner pushes at the tail and pops at the head (FIFO, so goroutines on
-// one worker run in the order they became ready); thieves take a batch of
-// half the queue from the head. This is the design of Go's per-P runq
-// (runtime/proc.go: runqput, runqget, runqgrab).
+// The owner pushes at the tail and normally pops there too (newest first),
+// and now and then pops the oldest entry at the head; thieves take a batch of
+// half the queue from the head (oldest first). This is the work-first order
+// of Cilk and oneTBB: a goroutine that spawns children and then waits for
+// them has its children run depth-first on its own worker, so a fork/join
+// tree keeps O(depth) frames alive instead of a whole level of the tree, and
+// the frames it touches are still in cache. Thieves take the oldest work,
+// the roots of the biggest subtrees. Fairness (nothing waits forever behind
+// newer work) is the scheduler's job: it takes the oldest entry every few
+// ticks (see work_stealing_pool.hpp).
 //
-// Indices are free-running 32-bit counters; a slot is index % capacity.
-//   - `tail_` is written only by the owner (release), read by thieves (acquire).
-//   - `head_` is advanced by the owner and by thieves with compare-and-swap.
-// A pusher may only write slot tail%N when tail - head < N, so a slot being
-// read by a thief (somewhere in [head, tail)) is never overwritten until the
-// head has moved past it, and a thief whose copy raced with that finds its
-// CAS on `head_` failing and throws the copy away. Slots are atomics (relaxed)
-// so such a stale read is not a data race in the C++ model.
+// Synchronisation: head, tail and a version number share one 64-bit atomic
+// word, and every change to the queue's extent (push, pop at either end,
+// steal) is a compare-and-swap on that word that also bumps the version.
+//   * A thief reads the word, copies the slots of [head, head + n), and
+//     commits with a CAS. If the CAS succeeds, the word did not change since
+//     the read, so no push, pop or other steal happened in between, and the
+//     copied slots are the live entries. The version rules out ABA: without
+//     it, an owner popping the newest entry and pushing another would restore
+//     the same head and tail with a different handle in the slot.
+//   * The owner writes a slot only at index `tail`, outside [head, tail)
+//     (there is room: tail - head < capacity), so no snapshot that can still
+//     commit covers a slot being written. Slots are relaxed atomics so that
+//     a thief's read of a slot that is being rewritten (its CAS will then
+//     fail) is not a data race in the C++ model.
+// The version wraps after 2^32 changes; a thief would have to stall between
+// its read and its CAS for that many queue operations to be fooled.
 #pragma once
 
 #include <array>
@@ -28,79 +42,114 @@ public:
 
     /// Owner only. False if full (the caller moves work to the global queue).
     bool push(std::coroutine_handle<> h) noexcept {
-        std::uint32_t t = tail_.load(std::memory_order_relaxed);       // only we write it
-        std::uint32_t hd = head_.load(std::memory_order_acquire);      // thieves' progress
-        if (t - hd >= capacity) return false;
-        slots_[t % capacity].store(h.address(), std::memory_order_relaxed);
-        tail_.store(t + 1, std::memory_order_release);  // publishes the slot to thieves
+        // acquire: see the thieves' progress (how much room there is).
+        std::uint64_t w = word_.load(std::memory_order_acquire);
+        extent e = unpack(w);
+        if (e.size() >= capacity) return false;
+        // Only the owner moves the tail, so the slot is the same on every
+        // retry below; it lies outside [head, tail), which nobody reads.
+        slots_[e.tail % capacity].store(h.address(), std::memory_order_relaxed);
+        // release: a thief that reads the new word (acquire) sees the slot.
+        // On failure (a thief moved the head) retry with the new word.
+        while (!word_.compare_exchange_weak(w, pack(e.version + 1, e.head, std::uint16_t(e.tail + 1)),
+                                            std::memory_order_release, std::memory_order_acquire)) {
+            e = unpack(w);
+            if (e.size() >= capacity) return false;
+        }
         return true;
     }
 
-    /// Owner only.
-    std::coroutine_handle<> pop() noexcept {
-        std::uint32_t hd = head_.load(std::memory_order_acquire);
+    /// Owner only: the newest entry (the one pushed last), or null.
+    std::coroutine_handle<> pop_newest() noexcept {
+        std::uint64_t w = word_.load(std::memory_order_acquire);
         for (;;) {
-            std::uint32_t t = tail_.load(std::memory_order_relaxed);
-            if (hd == t) return {};
-            void* p = slots_[hd % capacity].load(std::memory_order_relaxed);
-            // acq_rel: the CAS claims the slot against thieves. On failure
-            // `hd` is reloaded and we retry.
-            if (head_.compare_exchange_weak(hd, hd + 1, std::memory_order_acq_rel, std::memory_order_acquire))
+            extent e = unpack(w);
+            if (e.size() == 0) return {};
+            std::uint16_t t = std::uint16_t(e.tail - 1);
+            void* p = slots_[t % capacity].load(std::memory_order_relaxed);  // we wrote it
+            // acquire on both paths: order after the thieves' commits we race
+            // with (a failed CAS reloads the word and retries).
+            if (word_.compare_exchange_weak(w, pack(e.version + 1, e.head, t), std::memory_order_acquire,
+                                            std::memory_order_acquire))
                 return std::coroutine_handle<>::from_address(p);
         }
     }
 
-    /// Owner only: moves up to half of the queue into `out` (for overflow to
-    /// the global queue). Returns how many were moved.
-    template <class Out>
-    std::uint32_t pop_half(Out&& out) noexcept {
-        std::uint32_t n = 0;
-        std::uint32_t half = size() / 2;
-        while (n < half) {
-            auto h = pop();
-            if (!h) break;
-            out(h);
-            ++n;
-        }
-        return n;
+    /// Owner only: the oldest entry, or null.
+    std::coroutine_handle<> pop_oldest() noexcept {
+        std::coroutine_handle<> h;
+        grab_oldest(1, [&](void* p) { h = std::coroutine_handle<>::from_address(p); });
+        return h;
     }
 
-    /// Any thread: steals about half of this queue into `into` (which must
-    /// be the caller's own queue, and empty, so the batch always fits). Returns one stolen handle to run
-    /// now, or null; the rest are pushed into `into`.
+    /// Owner only: moves up to half of the queue, oldest first, into `out`
+    /// (for overflow to the global queue). Returns how many were moved.
+    template <class Out>
+    std::uint32_t pop_half(Out&& out) noexcept {
+        return grab_oldest(size() / 2, [&](void* p) { out(std::coroutine_handle<>::from_address(p)); });
+    }
+
+    /// Any thread: steals about half of this queue, oldest first, into
+    /// `into` (which must be the caller's own queue, and empty, so the batch
+    /// always fits). Returns one stolen handle to run now, or null; the rest
+    /// are pushed into `into`.
     std::coroutine_handle<> steal_into(local_queue& into) noexcept {
         std::array<void*, capacity / 2> batch;
-        std::uint32_t n;
-        for (;;) {
-            std::uint32_t hd = head_.load(std::memory_order_acquire);
-            std::uint32_t t = tail_.load(std::memory_order_acquire);  // pairs with push's release
-            n = t - hd;
-            n -= n / 2;
-            if (n == 0) return {};
-            if (n > capacity / 2) continue;  // read an inconsistent head/tail pair; retry
-            for (std::uint32_t i = 0; i < n; ++i)
-                batch[i] = slots_[(hd + i) % capacity].load(std::memory_order_relaxed);
-            // acq_rel: commit the batch; fails if the owner or another thief
-            // moved the head meanwhile, in which case the copy is stale.
-            if (head_.compare_exchange_strong(hd, hd + n, std::memory_order_acq_rel, std::memory_order_acquire))
-                break;
-        }
+        std::uint32_t n = grab_oldest(capacity, [&, i = 0u](void* p) mutable { batch[i++] = p; });
+        if (n == 0) return {};
         for (std::uint32_t i = 1; i < n; ++i) into.push(std::coroutine_handle<>::from_address(batch[i]));
         return std::coroutine_handle<>::from_address(batch[0]);
     }
 
-    /// A snapshot; exact only when called by the owner with no thief active.
-    /// The head is read first: it never passes the tail, so the difference
-    /// cannot underflow.
-    std::uint32_t size() const noexcept {
-        std::uint32_t hd = head_.load(std::memory_order_acquire);
-        return tail_.load(std::memory_order_acquire) - hd;
-    }
+    /// A consistent snapshot of the number of entries.
+    std::uint32_t size() const noexcept { return unpack(word_.load(std::memory_order_acquire)).size(); }
     bool empty() const noexcept { return size() == 0; }
 
 private:
-    alignas(64) std::atomic<std::uint32_t> head_{0};
-    alignas(64) std::atomic<std::uint32_t> tail_{0};
+    struct extent {
+        std::uint32_t version;
+        std::uint16_t head;
+        std::uint16_t tail;
+        std::uint32_t size() const noexcept { return std::uint16_t(tail - head); }
+    };
+    // head and tail are 16-bit counters: sizes must fit, and a slot index
+    // (counter % capacity) must not jump when a counter wraps.
+    static_assert(capacity < (1u << 15) && (1u << 16) % capacity == 0);
+
+    static std::uint64_t pack(std::uint32_t version, std::uint16_t head, std::uint16_t tail) noexcept {
+        return std::uint64_t(version) << 32 | std::uint64_t(head) << 16 | tail;
+    }
+    static extent unpack(std::uint64_t w) noexcept {
+        return {std::uint32_t(w >> 32), std::uint16_t(w >> 16), std::uint16_t(w)};
+    }
+
+    /// Takes min(limit, half of the queue rounded up) entries from the head,
+    /// handing each to `take` once the batch is committed. Any thread.
+    template <class Take>
+    std::uint32_t grab_oldest(std::uint32_t limit, Take&& take) noexcept {
+        std::array<void*, capacity / 2> copy;
+        // acquire: pairs with push's release, so the slots copied are the
+        // ones the pushes published.
+        std::uint64_t w = word_.load(std::memory_order_acquire);
+        std::uint32_t n;
+        for (;;) {
+            extent e = unpack(w);
+            n = e.size() - e.size() / 2;
+            if (n > limit) n = limit;
+            if (n == 0) return 0;
+            for (std::uint32_t i = 0; i < n; ++i)
+                copy[i] = slots_[std::uint16_t(e.head + i) % capacity].load(std::memory_order_relaxed);
+            // acq_rel: commits the batch (see the file comment); a failure
+            // means the copy may be stale: retry with the word we read.
+            if (word_.compare_exchange_weak(w, pack(e.version + 1, std::uint16_t(e.head + n), e.tail),
+                                            std::memory_order_acq_rel, std::memory_order_acquire))
+                break;
+        }
+        for (std::uint32_t i = 0; i < n; ++i) take(copy[i]);
+        return n;
+    }
+
+    alignas(64) std::atomic<std::uint64_t> word_{0};
     alignas(64) std::array<std::atomic<void*>, capacity> slots_{};
 };
 

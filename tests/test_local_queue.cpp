@@ -1,0 +1,101 @@
+// A worker's run queue (detail/local_queue.hpp): newest-first for the owner,
+// oldest-first for thieves, nothing lost or taken twice under races.
+#include <csp/csp.hpp>
+
+#include <atomic>
+#include <cstdint>
+#include <random>
+#include <thread>
+#include <vector>
+
+#include "catch.hpp"
+
+using csp::detail::local_queue;
+
+namespace {
+// Handles that are never resumed: distinct fake addresses 1, 2, 3, ...
+std::coroutine_handle<> token(std::uintptr_t i) { return std::coroutine_handle<>::from_address(reinterpret_cast<void*>(i * 16)); }
+std::uintptr_t id_of(std::coroutine_handle<> h) { return reinterpret_cast<std::uintptr_t>(h.address()) / 16; }
+}  // namespace
+
+TEST_CASE("the owner pops the newest entry; pop_oldest and thieves take the oldest") {
+    local_queue q;
+    for (std::uintptr_t i = 1; i <= 6; ++i) REQUIRE(q.push(token(i)));
+    REQUIRE(q.size() == 6);
+    REQUIRE(id_of(q.pop_newest()) == 6);
+    REQUIRE(id_of(q.pop_oldest()) == 1);
+    local_queue thief;
+    // Half of the 4 left, rounded up: 2 and 3; one is returned, one queued.
+    REQUIRE(id_of(q.steal_into(thief)) == 2);
+    REQUIRE(thief.size() == 1);
+    REQUIRE(id_of(thief.pop_newest()) == 3);
+    REQUIRE(id_of(q.pop_newest()) == 5);
+    REQUIRE(id_of(q.pop_newest()) == 4);
+    REQUIRE(!q.pop_newest());
+    REQUIRE(!q.pop_oldest());
+    REQUIRE(!q.steal_into(thief));
+}
+
+TEST_CASE("a full queue refuses a push, and pop_half moves the oldest half out") {
+    local_queue q;
+    for (std::uintptr_t i = 1; i <= local_queue::capacity; ++i) REQUIRE(q.push(token(i)));
+    REQUIRE(!q.push(token(9999)));
+    std::vector<std::uintptr_t> moved;
+    REQUIRE(q.pop_half([&](std::coroutine_handle<> h) { moved.push_back(id_of(h)); }) == local_queue::capacity / 2);
+    for (std::size_t i = 0; i < moved.size(); ++i) REQUIRE(moved[i] == i + 1);
+    REQUIRE(q.size() == local_queue::capacity / 2);
+    REQUIRE(q.push(token(9999)));
+}
+
+TEST_CASE("the indices wrap around many times without losing order") {
+    local_queue q;
+    std::uintptr_t next = 1, oldest = 1;
+    for (int round = 0; round < 2000; ++round) {  // 2000 * 100 pushes: the 16-bit counters wrap
+        for (int i = 0; i < 100; ++i) REQUIRE(q.push(token(next++)));
+        for (int i = 0; i < 100; ++i) REQUIRE(id_of(q.pop_oldest()) == oldest++);
+    }
+    REQUIRE(q.empty());
+}
+
+TEST_CASE("stress: an owner pushing and popping at both ends races thieves; every entry is taken exactly once") {
+    for (std::uint32_t seed = 1; seed <= 20; ++seed) {
+        constexpr std::uintptr_t total = 200000;
+        local_queue owner_q;
+        std::vector<std::atomic<int>> taken(total + 1);
+        std::atomic<bool> done{false};
+        // No REQUIRE on the thieves' threads (Catch is not thread-safe): count.
+        auto take = [&](std::coroutine_handle<> h) {
+            if (h) taken[id_of(h)].fetch_add(1, std::memory_order_relaxed);
+        };
+        std::vector<std::thread> thieves;
+        for (int t = 0; t < 2; ++t)
+            thieves.emplace_back([&] {
+                local_queue mine;
+                while (!done.load()) {
+                    take(owner_q.steal_into(mine));
+                    while (auto h = mine.pop_newest()) take(h);
+                }
+            });
+        std::mt19937 rng(seed);
+        for (std::uintptr_t i = 1; i <= total;) {
+            switch (rng() % 4) {
+                case 0: take(owner_q.pop_newest()); break;
+                case 1: take(owner_q.pop_oldest()); break;
+                default:
+                    if (owner_q.push(token(i))) ++i;
+                    else owner_q.pop_half(take);
+            }
+        }
+        while (auto h = owner_q.pop_newest()) take(h);
+        done = true;
+        for (auto& t : thieves) t.join();
+        std::uintptr_t lost = 0, duplicated = 0;
+        for (std::uintptr_t i = 1; i <= total; ++i) {
+            lost += taken[i].load() == 0;
+            duplicated += taken[i].load() > 1;
+        }
+        INFO("seed " << seed);
+        REQUIRE(lost == 0);
+        REQUIRE(duplicated == 0);
+    }
+}
