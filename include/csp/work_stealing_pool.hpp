@@ -178,14 +178,16 @@ public:
     /// The timers of this pool's goroutines, driven by its poller.
     detail::timer_queue& timers() noexcept { return poller_.timers(); }
 
-    /// Scheduling constant (see take_local_or_global).
+    /// Scheduling constants (see take_local_or_global).
     static constexpr std::uint32_t global_poll_interval = 61;
+    static constexpr std::int64_t oldest_wait_limit_ns = 2'000'000;
 
 private:
     struct alignas(64) worker {
         detail::local_queue queue;
         std::coroutine_handle<> runnext;  // owner only
         std::uint32_t tick = 0;           // owner only
+        std::int64_t oldest_served_ns = 0;  // owner only: see take_starving_oldest
         bool searching = false;           // owner only: counted in searching_
         bool idle = false;                // guarded by idle_mu_
         poller::event_batch* io_events = nullptr;  // owner only: where park() harvests I/O
@@ -278,19 +280,33 @@ private:
 
 
     /// The order: the run-next slot, then the local queue newest first, then
-    /// the global queue. Every `global_poll_interval` ticks the oldest work
-    /// goes first instead (I/O, the global queue, the oldest local entry),
-    /// so nothing waits forever behind newer work: a ping-pong pair that
-    /// keeps refilling the run-next slot, or a spawner that keeps pushing.
+    /// the global queue. Every `global_poll_interval` ticks, I/O and the
+    /// global queue go first; and if the local queue has not been empty for
+    /// `oldest_wait_limit`, its oldest entry runs, so nothing waits forever
+    /// behind newer work (a ping-pong pair that keeps refilling the run-next
+    /// slot, a goroutine that keeps spawning). The limit is in time rather
+    /// than ticks so that a fork/join tree is not pulled out of depth-first
+    /// order every few ticks: each oldest entry taken starts another branch,
+    /// and a branch costs a frame per level of the tree.
     std::coroutine_handle<> take_local_or_global(worker& w) {
         if (++w.tick % global_poll_interval == 0) {
             if (!someone_in_epoll_.load(std::memory_order_relaxed)) poll_io(w);
             if (auto h = pop_global(w)) return h;
-            if (auto h = w.queue.pop_oldest()) return h;
+            if (auto h = take_starving_oldest(w)) return h;
         }
         if (w.runnext) return std::exchange(w.runnext, {});
         if (auto h = w.queue.pop_newest()) return h;
         return pop_global(w);
+    }
+
+    std::coroutine_handle<> take_starving_oldest(worker& w) {
+        std::int64_t now = detail::coarse_now_ns();
+        if (w.queue.empty() || now - w.oldest_served_ns < oldest_wait_limit_ns) {
+            if (w.queue.empty()) w.oldest_served_ns = now;  // nothing waits
+            return {};
+        }
+        w.oldest_served_ns = now;
+        return w.queue.pop_oldest();
     }
 
     /// Looks for ready fds without blocking and wakes their goroutines (into

@@ -309,6 +309,7 @@ private:
 // lock, then a registry's lock; nothing takes them the other way round.
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <coroutine>
 #include <cstddef>
@@ -662,11 +663,30 @@ private:
     std::vector<goroutine_registry*> registries_;
 };
 
-/// Goroutine ids, unique in the process (Go numbers goroutines the same way).
-inline std::uint64_t next_goroutine_id() noexcept {
-    static std::atomic<std::uint64_t> last{0};
-    return last.fetch_add(1, std::memory_order_relaxed) + 1;  // relaxed: only uniqueness matters
-}
+/// Goroutine ids, unique in the process, roughly in start order. Like Go
+/// (goidcache), each thread takes ids from the shared counter in blocks, so
+/// that spawning on several workers does not bounce one cache line between
+/// them for every goroutine; ids from two threads interleave by block.
+class goroutine_ids {
+public:
+    static constexpr std::uint64_t block = 64;
+
+    [[gnu::noinline]] static std::uint64_t next() noexcept {
+        thread_local std::uint64_t next_id = 0, end = 0;  // trivially destructible: usable at thread exit
+        if (next_id == end) {
+            // relaxed: only uniqueness matters.
+            next_id = shared().fetch_add(block, std::memory_order_relaxed) + 1;
+            end = next_id + block;
+        }
+        return next_id++;
+    }
+
+private:
+    static std::atomic<std::uint64_t>& shared() noexcept {
+        static std::atomic<std::uint64_t> last{0};
+        return last;
+    }
+};
 
 class goroutine_registry {
 public:
@@ -686,38 +706,23 @@ public:
     }
 
     void add(goroutine_node& n) noexcept {
-        n.id = next_goroutine_id();
-        std::lock_guard lock(mu_);
-        n.prev = nullptr;
-        n.next = head_;
-        if (head_) head_->prev = &n;
-        head_ = &n;
-        ++size_;
+        n.id = goroutine_ids::next();
+        shard_of(n).add(n);
     }
 
-    void remove(goroutine_node& n) noexcept {
-        std::lock_guard lock(mu_);
-        unlink_locked(n);
-    }
+    void remove(goroutine_node& n) noexcept { shard_of(n).remove(n); }
 
     /// Destroys every goroutine still alive. The caller guarantees that none
     /// of them is running or will be resumed (the executor has stopped).
     void destroy_all() noexcept {
-        for (;;) {
-            std::coroutine_handle<> frame;
-            {
-                std::lock_guard lock(mu_);
-                if (!head_) return;
-                frame = head_->frame;
-                unlink_locked(*head_);
-            }
-            frame.destroy();  // the promise's destructor calls remove(): a no-op now
-        }
+        for (shard& s : shards_)
+            while (std::coroutine_handle<> frame = s.unlink_any()) frame.destroy();  // its remove() is a no-op now
     }
 
     std::size_t size() const noexcept {
-        std::lock_guard lock(mu_);
-        return size_;
+        std::size_t n = 0;
+        for (const shard& s : shards_) n += s.size();
+        return n;
     }
 
     /// Renames the executor in dumps (csp::run names its pool after its call).
@@ -734,12 +739,8 @@ public:
     /// while they run on other threads.
     std::vector<goroutine_snapshot> snapshot() const {
         std::vector<goroutine_snapshot> out;
-        {
-            std::lock_guard lock(mu_);  // keeps every listed node alive while we read it
-            out.reserve(size_);
-            for (goroutine_node* n = head_; n; n = n->next) out.push_back({n->id, n->origin, n->wait.read()});
-        }
-        std::reverse(out.begin(), out.end());  // the list is newest first
+        for (const shard& s : shards_) s.append_snapshots(out);
+        std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.id < b.id; });
         return out;
     }
 
@@ -801,19 +802,58 @@ public:
     }
 
 private:
-    // A node is linked iff it has a predecessor or is the head.
-    void unlink_locked(goroutine_node& n) noexcept {
-        if (!n.prev && head_ != &n) return;
-        if (n.prev) n.prev->next = n.next; else head_ = n.next;
-        if (n.next) n.next->prev = n.prev;
-        n.prev = n.next = nullptr;
-        --size_;
-    }
+    /// One lock and list per shard; a goroutine lives in the shard its id
+    /// picks, so spawning and finishing goroutines on several workers rarely
+    /// take the same lock, and never one shared by all of them.
+    struct alignas(64) shard {
+        mutable spin_mutex mu;
+        goroutine_node* head = nullptr;
+        std::size_t count = 0;
 
-    mutable std::mutex mu_;
+        void add(goroutine_node& n) noexcept {
+            std::lock_guard lock(mu);
+            n.prev = nullptr;
+            n.next = head;
+            if (head) head->prev = &n;
+            head = &n;
+            ++count;
+        }
+        void remove(goroutine_node& n) noexcept {
+            std::lock_guard lock(mu);
+            unlink_locked(n);
+        }
+        /// Unlinks some live goroutine and returns its frame, or null.
+        std::coroutine_handle<> unlink_any() noexcept {
+            std::lock_guard lock(mu);
+            if (!head) return {};
+            std::coroutine_handle<> frame = head->frame;
+            unlink_locked(*head);
+            return frame;
+        }
+        std::size_t size() const noexcept {
+            std::lock_guard lock(mu);
+            return count;
+        }
+        void append_snapshots(std::vector<goroutine_snapshot>& out) const {
+            std::lock_guard lock(mu);  // keeps every listed node alive while we read it
+            for (goroutine_node* n = head; n; n = n->next) out.push_back({n->id, n->origin, n->wait.read()});
+        }
+        // A node is linked iff it has a predecessor or is the head.
+        void unlink_locked(goroutine_node& n) noexcept {
+            if (!n.prev && head != &n) return;
+            if (n.prev) n.prev->next = n.next; else head = n.next;
+            if (n.next) n.next->prev = n.prev;
+            n.prev = n.next = nullptr;
+            --count;
+        }
+    };
+    static constexpr std::size_t shard_count = 16;
+
+    shard& shard_of(const goroutine_node& n) noexcept { return shards_[n.id % shard_count]; }
+
+    std::array<shard, shard_count> shards_;
+    mutable std::mutex mu_;  // guards kind_, the error state and the hook
     std::string kind_;
-    goroutine_node* head_ = nullptr;
-    std::size_t size_ = 0;
     std::exception_ptr first_error_;
     std::atomic<bool> has_error_{false};
     std::function<void()> on_first_error_;
@@ -5080,14 +5120,16 @@ public:
     /// The timers of this pool's goroutines, driven by its poller.
     detail::timer_queue& timers() noexcept { return poller_.timers(); }
 
-    /// Scheduling constant (see take_local_or_global).
+    /// Scheduling constants (see take_local_or_global).
     static constexpr std::uint32_t global_poll_interval = 61;
+    static constexpr std::int64_t oldest_wait_limit_ns = 2'000'000;
 
 private:
     struct alignas(64) worker {
         detail::local_queue queue;
         std::coroutine_handle<> runnext;  // owner only
         std::uint32_t tick = 0;           // owner only
+        std::int64_t oldest_served_ns = 0;  // owner only: see take_starving_oldest
         bool searching = false;           // owner only: counted in searching_
         bool idle = false;                // guarded by idle_mu_
         poller::event_batch* io_events = nullptr;  // owner only: where park() harvests I/O
@@ -5180,19 +5222,33 @@ private:
 
 
     /// The order: the run-next slot, then the local queue newest first, then
-    /// the global queue. Every `global_poll_interval` ticks the oldest work
-    /// goes first instead (I/O, the global queue, the oldest local entry),
-    /// so nothing waits forever behind newer work: a ping-pong pair that
-    /// keeps refilling the run-next slot, or a spawner that keeps pushing.
+    /// the global queue. Every `global_poll_interval` ticks, I/O and the
+    /// global queue go first; and if the local queue has not been empty for
+    /// `oldest_wait_limit`, its oldest entry runs, so nothing waits forever
+    /// behind newer work (a ping-pong pair that keeps refilling the run-next
+    /// slot, a goroutine that keeps spawning). The limit is in time rather
+    /// than ticks so that a fork/join tree is not pulled out of depth-first
+    /// order every few ticks: each oldest entry taken starts another branch,
+    /// and a branch costs a frame per level of the tree.
     std::coroutine_handle<> take_local_or_global(worker& w) {
         if (++w.tick % global_poll_interval == 0) {
             if (!someone_in_epoll_.load(std::memory_order_relaxed)) poll_io(w);
             if (auto h = pop_global(w)) return h;
-            if (auto h = w.queue.pop_oldest()) return h;
+            if (auto h = take_starving_oldest(w)) return h;
         }
         if (w.runnext) return std::exchange(w.runnext, {});
         if (auto h = w.queue.pop_newest()) return h;
         return pop_global(w);
+    }
+
+    std::coroutine_handle<> take_starving_oldest(worker& w) {
+        std::int64_t now = detail::coarse_now_ns();
+        if (w.queue.empty() || now - w.oldest_served_ns < oldest_wait_limit_ns) {
+            if (w.queue.empty()) w.oldest_served_ns = now;  // nothing waits
+            return {};
+        }
+        w.oldest_served_ns = now;
+        return w.queue.pop_oldest();
     }
 
     /// Looks for ready fds without blocking and wakes their goroutines (into
