@@ -1,10 +1,30 @@
 // csp/wait_group.hpp - wait for a collection of goroutines to finish (Go's sync.WaitGroup).
 //
-// Invariant (under mu_): count_ >= 0, and waiters_ is empty whenever
-// count_ == 0 (reaching zero wakes every waiter).
+// The counter and the number of queued waiters share one atomic word (as in
+// Go's sync.WaitGroup), so add() and done() cost one atomic add, and touch
+// nothing else unless the counter reaches zero with waiters queued. That
+// matters for more than speed: once the counter is zero, a waiter may return
+// and destroy the wait_group, so a done() that finds no waiter must not touch
+// it again.
+//
+// Invariants:
+//   W1. A waiter counts itself in the word (a CAS that also checks the
+//       counter is non-zero) while holding mu_, and queues itself before
+//       releasing mu_. So once the counter is zero, the waiters counted in
+//       the word are exactly those queued, or about to be, under mu_.
+//   W2. The add() that brings the counter to zero and sees waiters counted
+//       takes mu_, wakes every queued waiter and uncounts them. A waiter
+//       cannot return before that (it is woken only then, and its
+//       await_resume waits for the waker to leave mu_).
+// As in Go, a wait_group may be reused only once the previous wait() calls
+// have returned: an add() for a new round racing with the wake-up of the old
+// one may wake a new-round waiter early.
 #pragma once
 
+#include <atomic>
+#include <climits>
 #include <coroutine>
+#include <cstdint>
 #include <mutex>
 #include <stdexcept>
 
@@ -22,33 +42,59 @@ public:
     wait_group& operator=(const wait_group&) = delete;
 
     /// Adds `delta` (may be negative) to the counter. Safe from any thread.
-    /// Throws std::logic_error if the counter would become negative.
+    /// Throws std::logic_error if the counter would become negative (and
+    /// leaves it unchanged) or leave the 32-bit range.
     void add(long delta = 1) {
-        std::lock_guard lock(mu_);
-        if (count_ + delta < 0) throw std::logic_error("csp::wait_group: negative counter");
-        count_ += delta;
-        if (count_ == 0) {
-            while (detail::waiter* w = waiters_.claim_front()) detail::complete(*w, detail::wait_status::ok);
+        if (delta > INT32_MAX || delta < -INT32_MAX) throw std::logic_error("csp::wait_group: delta out of range");
+        const std::uint64_t d = std::uint64_t(std::int64_t(delta)) << 32;  // adds delta to the high half
+        // acq_rel: a done() publishes the finished goroutine's writes to the
+        // waiter, which reads the word with acquire (the RMW chain carries
+        // every earlier done()'s writes along).
+        std::uint64_t now = state_.fetch_add(d, std::memory_order_acq_rel) + d;
+        if (counter_of(now) < 0) {
+            state_.fetch_sub(d, std::memory_order_acq_rel);
+            throw std::logic_error("csp::wait_group: negative counter");
         }
+        if (counter_of(now) == 0 && waiters_of(now) != 0) wake_waiters();  // W2
     }
 
     /// Decrements the counter. Safe from any thread.
     void done() { add(-1); }
 
     /// The current counter value (a snapshot).
-    long count() const {
-        std::lock_guard lock(mu_);
-        return count_;
-    }
+    long count() const noexcept { return counter_of(state_.load(std::memory_order_acquire)); }
 
     class wait_awaiter;
     /// `co_await wg.wait()` suspends until the counter is zero.
     wait_awaiter wait() noexcept;
 
 private:
+    static std::int32_t counter_of(std::uint64_t s) noexcept { return std::int32_t(s >> 32); }
+    static std::uint32_t waiters_of(std::uint64_t s) noexcept { return std::uint32_t(s); }
+
+    void wake_waiters() {
+        std::lock_guard lock(mu_);
+        std::uint64_t woken = 0;
+        while (detail::waiter* w = waiters_.claim_front()) {
+            detail::complete(*w, detail::wait_status::ok);
+            ++woken;
+        }
+        state_.fetch_sub(woken, std::memory_order_acq_rel);
+    }
+
+    /// W1: counts the caller as a waiter unless the counter is zero. Under mu_.
+    bool count_waiter_locked() noexcept {
+        std::uint64_t s = state_.load(std::memory_order_acquire);
+        do {
+            if (counter_of(s) == 0) return false;
+        } while (!state_.compare_exchange_weak(s, s + 1, std::memory_order_acq_rel, std::memory_order_acquire));
+        return true;
+    }
+    void uncount_waiter_locked() noexcept { state_.fetch_sub(1, std::memory_order_acq_rel); }
+
     mutable detail::spin_mutex mu_;
-    long count_ = 0;
-    detail::wait_queue waiters_;
+    std::atomic<std::uint64_t> state_{0};  // counter (signed, high half) | waiters counted (low half)
+    detail::wait_queue waiters_;           // guarded by mu_
 };
 
 class wait_group::wait_awaiter {
@@ -58,21 +104,25 @@ public:
     wait_awaiter& operator=(const wait_awaiter&) = delete;
     ~wait_awaiter() {
         // Destroyed while still waiting (the goroutine was destroyed at
-        // shutdown): unlink under the lock, which also waits out a wake-up
-        // in progress.
+        // shutdown): unlink and uncount under the lock, which also waits out
+        // a wake-up in progress.
         if (armed_) {
             std::lock_guard lock(wg_->mu_);
-            wg_->waiters_.remove(waiter_);
+            if (waiter_.queued) {
+                wg_->waiters_.remove(waiter_);
+                wg_->uncount_waiter_locked();
+            }
         }
     }
 
     bool await_ready() {
+        if (wg_->count() == 0) return true;  // acquire: see the goroutines' writes
         wg_->mu_.lock();
-        if (wg_->count_ == 0) {
+        if (!wg_->count_waiter_locked()) {  // reached zero meanwhile
             wg_->mu_.unlock();
             return true;
         }
-        return false;  // keep the lock: await_suspend enqueues under it
+        return false;  // counted; keep the lock: await_suspend queues under it (W1)
     }
 
     template <class P>
@@ -80,6 +130,7 @@ public:
         note_.park(detail::goroutine_of(h), "wait_group wait", wg_);
         executor_ref ex = detail::current_executor();
         if (!ex) {
+            wg_->uncount_waiter_locked();
             wg_->mu_.unlock();
             detail::require_current_executor("co_await wait_group::wait()");
         }

@@ -37,17 +37,20 @@
 //   worker. A busy worker polls every `global_poll_interval` ticks when
 //   nobody sleeps in the poller, so a busy pool does not starve I/O.
 //
-// The wake-up protocol (no lost wake-ups). A poster publishes its work, then
-// reads `idle_count_` with a read-modify-write (fetch_add(0)) and, if some
-// worker is idle, tries to claim the one "searching" token with a CAS on
-// `searching_`. A worker about to sleep first gives up searching (an RMW on
-// `searching_`), then registers as idle (an RMW on `idle_count_`), then looks
-// at every queue once more. RMWs on one atomic are totally ordered and each
-// reads the one before it, so either the poster's RMW on `idle_count_` comes
-// first, and the worker's later RMW synchronises with it and its last look
-// sees the work; or the worker's comes first, and the poster sees it idle and
-// (having then seen its searching_ decrement) wakes someone. This uses RMWs
-// instead of fences because ThreadSanitizer does not model fences.
+// The wake-up protocol (no lost wake-ups). A poster publishes its work with
+// a seq_cst write (the local queue's CAS, or the global queue's size), then
+// loads `idle_count_` (seq_cst) and, if some worker is idle, tries to claim
+// the one "searching" token with a CAS on `searching_`. A worker about to
+// sleep first gives up searching (an RMW on `searching_`), then registers as
+// idle (an RMW on `idle_count_`), then looks at every queue once more
+// (seq_cst loads). All of these are in the one total order of seq_cst
+// operations, and a seq_cst load reads the latest modification before it in
+// that order. So either the poster's load comes first, and then the worker's
+// later look sees the work; or the worker's RMW comes first, and the poster
+// sees it idle and (having then seen its searching_ decrement) wakes someone.
+// No fences (ThreadSanitizer does not model them), and the poster's common
+// path is a plain load on x86, not a locked instruction on a line that every
+// worker writes.
 #pragma once
 
 #include <algorithm>
@@ -235,7 +238,8 @@ private:
     void global_push_locked(std::coroutine_handle<> h) {
         if (global_.full()) global_.grow();
         global_.emplace_back(h);
-        global_size_.store(global_.size(), std::memory_order_release);
+        // seq_cst: publishes the work for the wake-up protocol (top of file).
+        global_size_.store(global_.size(), std::memory_order_seq_cst);
     }
 
     /// Takes one handle from the global queue to run and moves a fair share
@@ -439,7 +443,7 @@ private:
 
     /// Wakes one idle worker to look for work, unless one is searching already.
     void notify_work() {
-        if (idle_count_.fetch_add(0, std::memory_order_seq_cst) == 0) return;  // an RMW: see the top of the file
+        if (idle_count_.load(std::memory_order_seq_cst) == 0) return;  // see the top of the file
         int zero = 0;
         if (!searching_.compare_exchange_strong(zero, 1, std::memory_order_seq_cst)) return;
         worker* w = nullptr;

@@ -4832,17 +4832,20 @@ private:
 //   worker. A busy worker polls every `global_poll_interval` ticks when
 //   nobody sleeps in the poller, so a busy pool does not starve I/O.
 //
-// The wake-up protocol (no lost wake-ups). A poster publishes its work, then
-// reads `idle_count_` with a read-modify-write (fetch_add(0)) and, if some
-// worker is idle, tries to claim the one "searching" token with a CAS on
-// `searching_`. A worker about to sleep first gives up searching (an RMW on
-// `searching_`), then registers as idle (an RMW on `idle_count_`), then looks
-// at every queue once more. RMWs on one atomic are totally ordered and each
-// reads the one before it, so either the poster's RMW on `idle_count_` comes
-// first, and the worker's later RMW synchronises with it and its last look
-// sees the work; or the worker's comes first, and the poster sees it idle and
-// (having then seen its searching_ decrement) wakes someone. This uses RMWs
-// instead of fences because ThreadSanitizer does not model fences.
+// The wake-up protocol (no lost wake-ups). A poster publishes its work with
+// a seq_cst write (the local queue's CAS, or the global queue's size), then
+// loads `idle_count_` (seq_cst) and, if some worker is idle, tries to claim
+// the one "searching" token with a CAS on `searching_`. A worker about to
+// sleep first gives up searching (an RMW on `searching_`), then registers as
+// idle (an RMW on `idle_count_`), then looks at every queue once more
+// (seq_cst loads). All of these are in the one total order of seq_cst
+// operations, and a seq_cst load reads the latest modification before it in
+// that order. So either the poster's load comes first, and then the worker's
+// later look sees the work; or the worker's RMW comes first, and the poster
+// sees it idle and (having then seen its searching_ decrement) wakes someone.
+// No fences (ThreadSanitizer does not model them), and the poster's common
+// path is a plain load on x86, not a locked instruction on a line that every
+// worker writes.
 
 #include <algorithm>
 #include <chrono>
@@ -4910,10 +4913,13 @@ public:
         // Only the owner moves the tail, so the slot is the same on every
         // retry below; it lies outside [head, tail), which nobody reads.
         slots_[e.tail % capacity].store(h.address(), std::memory_order_relaxed);
-        // release: a thief that reads the new word (acquire) sees the slot.
+        // seq_cst (it includes release: a thief that reads the new word with
+        // acquire sees the slot): the pool's wake-up protocol orders this
+        // push before its seq_cst load of the idle count (see
+        // work_stealing_pool.hpp). On x86 every CAS is the same instruction.
         // On failure (a thief moved the head) retry with the new word.
         while (!word_.compare_exchange_weak(w, pack(e.version + 1, e.head, std::uint16_t(e.tail + 1)),
-                                            std::memory_order_release, std::memory_order_acquire)) {
+                                            std::memory_order_seq_cst, std::memory_order_acquire)) {
             e = unpack(w);
             if (e.size() >= capacity) return false;
         }
@@ -4928,9 +4934,11 @@ public:
             if (e.size() == 0) return {};
             std::uint16_t t = std::uint16_t(e.tail - 1);
             void* p = slots_[t % capacity].load(std::memory_order_relaxed);  // we wrote it
-            // acquire on both paths: order after the thieves' commits we race
-            // with (a failed CAS reloads the word and retries).
-            if (word_.compare_exchange_weak(w, pack(e.version + 1, e.head, t), std::memory_order_acquire,
+            // seq_cst, like every change of the word, so that the word's
+            // modifications all sit in the single total order the pool's
+            // wake-up protocol reasons about; a failed CAS reloads the word
+            // and retries.
+            if (word_.compare_exchange_weak(w, pack(e.version + 1, e.head, t), std::memory_order_seq_cst,
                                             std::memory_order_acquire))
                 return std::coroutine_handle<>::from_address(p);
         }
@@ -4962,8 +4970,10 @@ public:
         return std::coroutine_handle<>::from_address(batch[0]);
     }
 
-    /// A consistent snapshot of the number of entries.
-    std::uint32_t size() const noexcept { return unpack(word_.load(std::memory_order_acquire)).size(); }
+    /// A consistent snapshot of the number of entries. seq_cst: a parking
+    /// worker's last look at the queues is part of the pool's wake-up
+    /// protocol (a plain load on x86).
+    std::uint32_t size() const noexcept { return unpack(word_.load(std::memory_order_seq_cst)).size(); }
     bool empty() const noexcept { return size() == 0; }
 
 private:
@@ -5000,10 +5010,11 @@ private:
             if (n == 0) return 0;
             for (std::uint32_t i = 0; i < n; ++i)
                 copy[i] = slots_[std::uint16_t(e.head + i) % capacity].load(std::memory_order_relaxed);
-            // acq_rel: commits the batch (see the file comment); a failure
-            // means the copy may be stale: retry with the word we read.
+            // seq_cst (at least acq_rel: commits the batch, see the file
+            // comment); a failure means the copy may be stale: retry with
+            // the word we read.
             if (word_.compare_exchange_weak(w, pack(e.version + 1, std::uint16_t(e.head + n), e.tail),
-                                            std::memory_order_acq_rel, std::memory_order_acquire))
+                                            std::memory_order_seq_cst, std::memory_order_acquire))
                 break;
         }
         for (std::uint32_t i = 0; i < n; ++i) take(copy[i]);
@@ -5177,7 +5188,8 @@ private:
     void global_push_locked(std::coroutine_handle<> h) {
         if (global_.full()) global_.grow();
         global_.emplace_back(h);
-        global_size_.store(global_.size(), std::memory_order_release);
+        // seq_cst: publishes the work for the wake-up protocol (top of file).
+        global_size_.store(global_.size(), std::memory_order_seq_cst);
     }
 
     /// Takes one handle from the global queue to run and moves a fair share
@@ -5381,7 +5393,7 @@ private:
 
     /// Wakes one idle worker to look for work, unless one is searching already.
     void notify_work() {
-        if (idle_count_.fetch_add(0, std::memory_order_seq_cst) == 0) return;  // an RMW: see the top of the file
+        if (idle_count_.load(std::memory_order_seq_cst) == 0) return;  // see the top of the file
         int zero = 0;
         if (!searching_.compare_exchange_strong(zero, 1, std::memory_order_seq_cst)) return;
         worker* w = nullptr;
@@ -5983,10 +5995,30 @@ std::uint64_t for_each_seed(std::uint64_t count, F&& scenario) {
 // ---- begin csp/wait_group.hpp ----
 // csp/wait_group.hpp - wait for a collection of goroutines to finish (Go's sync.WaitGroup).
 //
-// Invariant (under mu_): count_ >= 0, and waiters_ is empty whenever
-// count_ == 0 (reaching zero wakes every waiter).
+// The counter and the number of queued waiters share one atomic word (as in
+// Go's sync.WaitGroup), so add() and done() cost one atomic add, and touch
+// nothing else unless the counter reaches zero with waiters queued. That
+// matters for more than speed: once the counter is zero, a waiter may return
+// and destroy the wait_group, so a done() that finds no waiter must not touch
+// it again.
+//
+// Invariants:
+//   W1. A waiter counts itself in the word (a CAS that also checks the
+//       counter is non-zero) while holding mu_, and queues itself before
+//       releasing mu_. So once the counter is zero, the waiters counted in
+//       the word are exactly those queued, or about to be, under mu_.
+//   W2. The add() that brings the counter to zero and sees waiters counted
+//       takes mu_, wakes every queued waiter and uncounts them. A waiter
+//       cannot return before that (it is woken only then, and its
+//       await_resume waits for the waker to leave mu_).
+// As in Go, a wait_group may be reused only once the previous wait() calls
+// have returned: an add() for a new round racing with the wake-up of the old
+// one may wake a new-round waiter early.
 
+#include <atomic>
+#include <climits>
 #include <coroutine>
+#include <cstdint>
 #include <mutex>
 #include <stdexcept>
 
@@ -6000,33 +6032,59 @@ public:
     wait_group& operator=(const wait_group&) = delete;
 
     /// Adds `delta` (may be negative) to the counter. Safe from any thread.
-    /// Throws std::logic_error if the counter would become negative.
+    /// Throws std::logic_error if the counter would become negative (and
+    /// leaves it unchanged) or leave the 32-bit range.
     void add(long delta = 1) {
-        std::lock_guard lock(mu_);
-        if (count_ + delta < 0) throw std::logic_error("csp::wait_group: negative counter");
-        count_ += delta;
-        if (count_ == 0) {
-            while (detail::waiter* w = waiters_.claim_front()) detail::complete(*w, detail::wait_status::ok);
+        if (delta > INT32_MAX || delta < -INT32_MAX) throw std::logic_error("csp::wait_group: delta out of range");
+        const std::uint64_t d = std::uint64_t(std::int64_t(delta)) << 32;  // adds delta to the high half
+        // acq_rel: a done() publishes the finished goroutine's writes to the
+        // waiter, which reads the word with acquire (the RMW chain carries
+        // every earlier done()'s writes along).
+        std::uint64_t now = state_.fetch_add(d, std::memory_order_acq_rel) + d;
+        if (counter_of(now) < 0) {
+            state_.fetch_sub(d, std::memory_order_acq_rel);
+            throw std::logic_error("csp::wait_group: negative counter");
         }
+        if (counter_of(now) == 0 && waiters_of(now) != 0) wake_waiters();  // W2
     }
 
     /// Decrements the counter. Safe from any thread.
     void done() { add(-1); }
 
     /// The current counter value (a snapshot).
-    long count() const {
-        std::lock_guard lock(mu_);
-        return count_;
-    }
+    long count() const noexcept { return counter_of(state_.load(std::memory_order_acquire)); }
 
     class wait_awaiter;
     /// `co_await wg.wait()` suspends until the counter is zero.
     wait_awaiter wait() noexcept;
 
 private:
+    static std::int32_t counter_of(std::uint64_t s) noexcept { return std::int32_t(s >> 32); }
+    static std::uint32_t waiters_of(std::uint64_t s) noexcept { return std::uint32_t(s); }
+
+    void wake_waiters() {
+        std::lock_guard lock(mu_);
+        std::uint64_t woken = 0;
+        while (detail::waiter* w = waiters_.claim_front()) {
+            detail::complete(*w, detail::wait_status::ok);
+            ++woken;
+        }
+        state_.fetch_sub(woken, std::memory_order_acq_rel);
+    }
+
+    /// W1: counts the caller as a waiter unless the counter is zero. Under mu_.
+    bool count_waiter_locked() noexcept {
+        std::uint64_t s = state_.load(std::memory_order_acquire);
+        do {
+            if (counter_of(s) == 0) return false;
+        } while (!state_.compare_exchange_weak(s, s + 1, std::memory_order_acq_rel, std::memory_order_acquire));
+        return true;
+    }
+    void uncount_waiter_locked() noexcept { state_.fetch_sub(1, std::memory_order_acq_rel); }
+
     mutable detail::spin_mutex mu_;
-    long count_ = 0;
-    detail::wait_queue waiters_;
+    std::atomic<std::uint64_t> state_{0};  // counter (signed, high half) | waiters counted (low half)
+    detail::wait_queue waiters_;           // guarded by mu_
 };
 
 class wait_group::wait_awaiter {
@@ -6036,21 +6094,25 @@ public:
     wait_awaiter& operator=(const wait_awaiter&) = delete;
     ~wait_awaiter() {
         // Destroyed while still waiting (the goroutine was destroyed at
-        // shutdown): unlink under the lock, which also waits out a wake-up
-        // in progress.
+        // shutdown): unlink and uncount under the lock, which also waits out
+        // a wake-up in progress.
         if (armed_) {
             std::lock_guard lock(wg_->mu_);
-            wg_->waiters_.remove(waiter_);
+            if (waiter_.queued) {
+                wg_->waiters_.remove(waiter_);
+                wg_->uncount_waiter_locked();
+            }
         }
     }
 
     bool await_ready() {
+        if (wg_->count() == 0) return true;  // acquire: see the goroutines' writes
         wg_->mu_.lock();
-        if (wg_->count_ == 0) {
+        if (!wg_->count_waiter_locked()) {  // reached zero meanwhile
             wg_->mu_.unlock();
             return true;
         }
-        return false;  // keep the lock: await_suspend enqueues under it
+        return false;  // counted; keep the lock: await_suspend queues under it (W1)
     }
 
     template <class P>
@@ -6058,6 +6120,7 @@ public:
         note_.park(detail::goroutine_of(h), "wait_group wait", wg_);
         executor_ref ex = detail::current_executor();
         if (!ex) {
+            wg_->uncount_waiter_locked();
             wg_->mu_.unlock();
             detail::require_current_executor("co_await wait_group::wait()");
         }

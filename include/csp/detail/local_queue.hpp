@@ -49,10 +49,13 @@ public:
         // Only the owner moves the tail, so the slot is the same on every
         // retry below; it lies outside [head, tail), which nobody reads.
         slots_[e.tail % capacity].store(h.address(), std::memory_order_relaxed);
-        // release: a thief that reads the new word (acquire) sees the slot.
+        // seq_cst (it includes release: a thief that reads the new word with
+        // acquire sees the slot): the pool's wake-up protocol orders this
+        // push before its seq_cst load of the idle count (see
+        // work_stealing_pool.hpp). On x86 every CAS is the same instruction.
         // On failure (a thief moved the head) retry with the new word.
         while (!word_.compare_exchange_weak(w, pack(e.version + 1, e.head, std::uint16_t(e.tail + 1)),
-                                            std::memory_order_release, std::memory_order_acquire)) {
+                                            std::memory_order_seq_cst, std::memory_order_acquire)) {
             e = unpack(w);
             if (e.size() >= capacity) return false;
         }
@@ -67,9 +70,11 @@ public:
             if (e.size() == 0) return {};
             std::uint16_t t = std::uint16_t(e.tail - 1);
             void* p = slots_[t % capacity].load(std::memory_order_relaxed);  // we wrote it
-            // acquire on both paths: order after the thieves' commits we race
-            // with (a failed CAS reloads the word and retries).
-            if (word_.compare_exchange_weak(w, pack(e.version + 1, e.head, t), std::memory_order_acquire,
+            // seq_cst, like every change of the word, so that the word's
+            // modifications all sit in the single total order the pool's
+            // wake-up protocol reasons about; a failed CAS reloads the word
+            // and retries.
+            if (word_.compare_exchange_weak(w, pack(e.version + 1, e.head, t), std::memory_order_seq_cst,
                                             std::memory_order_acquire))
                 return std::coroutine_handle<>::from_address(p);
         }
@@ -101,8 +106,10 @@ public:
         return std::coroutine_handle<>::from_address(batch[0]);
     }
 
-    /// A consistent snapshot of the number of entries.
-    std::uint32_t size() const noexcept { return unpack(word_.load(std::memory_order_acquire)).size(); }
+    /// A consistent snapshot of the number of entries. seq_cst: a parking
+    /// worker's last look at the queues is part of the pool's wake-up
+    /// protocol (a plain load on x86).
+    std::uint32_t size() const noexcept { return unpack(word_.load(std::memory_order_seq_cst)).size(); }
     bool empty() const noexcept { return size() == 0; }
 
 private:
@@ -139,10 +146,11 @@ private:
             if (n == 0) return 0;
             for (std::uint32_t i = 0; i < n; ++i)
                 copy[i] = slots_[std::uint16_t(e.head + i) % capacity].load(std::memory_order_relaxed);
-            // acq_rel: commits the batch (see the file comment); a failure
-            // means the copy may be stale: retry with the word we read.
+            // seq_cst (at least acq_rel: commits the batch, see the file
+            // comment); a failure means the copy may be stale: retry with
+            // the word we read.
             if (word_.compare_exchange_weak(w, pack(e.version + 1, std::uint16_t(e.head + n), e.tail),
-                                            std::memory_order_acq_rel, std::memory_order_acquire))
+                                            std::memory_order_seq_cst, std::memory_order_acquire))
                 break;
         }
         for (std::uint32_t i = 0; i < n; ++i) take(copy[i]);
