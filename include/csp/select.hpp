@@ -8,7 +8,9 @@
 //   }
 //
 // The algorithm is Go's (runtime/select.go), on the waiting machinery of
-// detail/waiter.hpp:
+// detail/waiter.hpp, after a fast path (complete_one_at_a_time) that tries
+// the cases in a random order one lock at a time and completes the first
+// ready one; only if none is ready:
 //  1. Lock every distinct channel of the select, in address order (a global
 //     order, so two selects over the same channels cannot deadlock).
 //  2. Visit the cases in a uniformly random order (argument order for
@@ -188,6 +190,33 @@ inline bool yield_if_budget_spent(std::coroutine_handle<> h) {
     return true;
 }
 
+/// The fast path of step 2: visits the cases in `order` taking one lock at a
+/// time, and completes the first that can complete. Each attempt is an
+/// ordinary non-blocking operation under its channel's lock, so a success
+/// is a valid outcome of the select at that moment, and visiting in a
+/// uniformly random order picks uniformly among the cases that are ready
+/// throughout. A select whose ready case is found here takes one lock pair
+/// per case visited instead of every lock and a sort (crossbeam's select
+/// also tries operations one by one first). Failing here proves nothing
+/// (a case may have become ready behind us), so the caller then runs the
+/// locked pass, which alone may choose the default case or park.
+template <class Cases, class Order>
+bool complete_one_at_a_time(Cases& cases, Order& order, int& fired) {
+    if (order.size() < 2) return false;  // the locked pass is as cheap
+    for (std::uint32_t i : order) {
+        spin_mutex* m = cases.mutex(i);
+        if (!m) continue;
+        m->lock();
+        bool done = cases.try_locked(i);
+        m->unlock();
+        if (done) {
+            fired = int(i);
+            return true;
+        }
+    }
+    return false;
+}
+
 /// Steps 1-4 of the algorithm above, for any list of cases. `Cases` gives
 /// size(), mutex(i), try_locked(i), arm_locked(i, op) and note_parked()
 /// (records the wait for goroutine dumps; only a select that parks pays for it). Returns true if
@@ -201,13 +230,14 @@ template <std::size_t N, class Cases>
 bool select_start(Cases& cases, bool biased, bool has_default, blocked_op& op, std::coroutine_handle<> h, int& fired,
                   bool& armed) {
     const std::size_t k = cases.size();
-    select_locks<N> locks(k, [&](std::size_t i) { return cases.mutex(i); });
-
     small_buffer<std::uint32_t, N> order(k);
     std::iota(order.begin(), order.end(), std::uint32_t(0));
     if (!biased)  // Fisher-Yates: every permutation equally likely
         for (std::size_t i = k; i > 1; --i) std::swap(order[i - 1], order[random_below(std::uint32_t(i))]);
 
+    if (complete_one_at_a_time(cases, order, fired)) return false;
+
+    select_locks<N> locks(k, [&](std::size_t i) { return cases.mutex(i); });
     locks.lock_all();
     for (std::uint32_t i : order) {
         if (cases.mutex(i) && cases.try_locked(i)) {
