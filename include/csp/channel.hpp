@@ -128,11 +128,9 @@ protected:
 
     /// Parks a plain co_await. Called from await_suspend with ch_->mu held
     /// (or with ch_ null for a nil channel, which parks forever, unqueued).
-    /// `detail` (element type, capacity) is for goroutine dumps.
-    void park(std::coroutine_handle<> h, void* slot, goroutine_node* g, wait_detail detail) {
-        note_.park(g, is_send_ ? (ch_ ? "send on channel" : "send on nil channel")
-                               : (ch_ ? "receive from channel" : "receive from nil channel"),
-                   ch_, detail);
+    /// `kind` and `capacity` are for goroutine dumps.
+    void park(std::coroutine_handle<> h, void* slot, goroutine_node* g, const wait_kind& kind, std::size_t capacity) {
+        note_.park(g, kind, ch_, capacity);
         if (!ch_) return;
         executor_ref ex = current_executor();
         if (!ex) {
@@ -172,6 +170,18 @@ private:
 
 };
 
+/// What a dump says of a goroutine blocked on a channel of T: one static
+/// descriptor per operation, element type and nil-ness (see wait_kind).
+template <class T, bool Send, bool Nil>
+inline constexpr wait_kind channel_wait_kind{Send ? (Nil ? "send on nil channel" : "send on channel")
+                                                  : (Nil ? "receive from nil channel" : "receive from channel"),
+                                             &typeid(T)};
+
+template <class T, bool Send>
+const wait_kind& channel_wait_kind_of(const channel_base* ch) noexcept {
+    return ch ? channel_wait_kind<T, Send, false> : channel_wait_kind<T, Send, true>;
+}
+
 [[noreturn]] inline void throw_send_on_closed() { throw channel_closed("csp: send on closed channel"); }
 
 }  // namespace detail
@@ -201,7 +211,7 @@ public:
     template <class P>
     void await_suspend(std::coroutine_handle<P> h) {
         if (yielded(h)) return;
-        park(h, src_, detail::goroutine_of(h), {&typeid(T), ch_ ? state()->capacity() : 0});
+        park(h, src_, detail::goroutine_of(h), detail::channel_wait_kind_of<T, true>(ch_), ch_ ? state()->capacity() : 0);
     }
     void await_resume() {
         if (armed()) case_woken();  // parked: the counterpart decided
@@ -256,7 +266,8 @@ public:
     template <class P>
     void await_suspend(std::coroutine_handle<P> h) {
         if (yielded(h)) return;
-        park(h, &result_, detail::goroutine_of(h), {&typeid(T), ch_ ? state()->capacity() : 0});
+        park(h, &result_, detail::goroutine_of(h), detail::channel_wait_kind_of<T, false>(ch_),
+             ch_ ? state()->capacity() : 0);
     }
     std::optional<T> await_resume() {
         if (armed()) case_woken();  // parked: the counterpart filled result_ or closed

@@ -62,11 +62,11 @@ public:
         template <class Promise>
         std::coroutine_handle<> await_suspend(std::coroutine_handle<Promise> self) noexcept {
             task_promise_base& p = self.promise();
-            if (p.registry_) {
+            if (p.is_root()) {
                 // The root of a goroutine: nobody awaits it. Report an
                 // escaping exception, then free the frame (allowed here: the
                 // coroutine is suspended), which leaves the registry.
-                if (p.error_) p.registry_->report(p.error_);
+                if (p.error_) p.registry()->report(p.error_);
                 self.destroy();
                 return std::noop_coroutine();
             }
@@ -77,7 +77,8 @@ public:
 #endif
             // Transfer back to whoever awaited us. A task that was never
             // awaited has nothing to go back to.
-            return p.continuation_ ? p.continuation_ : std::noop_coroutine();
+            if (!p.link_) return std::noop_coroutine();
+            return std::coroutine_handle<>::from_address(p.link_);
         }
         void await_resume() noexcept {}
     };
@@ -85,16 +86,16 @@ public:
 
     void unhandled_exception() noexcept { error_ = std::current_exception(); }
 
-    void set_continuation(std::coroutine_handle<> c) noexcept { continuation_ = c; }
+    void set_continuation(std::coroutine_handle<> c) noexcept { link_ = c.address(); }
 
     /// Makes this task the root of a goroutine (see csp::spawn): it joins
     /// `registry`, frees its own frame when it ends and reports an escaping
     /// exception to the registry. One frame per goroutine, no wrapper.
     void detach_into(goroutine_registry& registry, std::coroutine_handle<> self,
                      const csp::source_location& origin) noexcept {
-        registry_ = &registry;
+        link_ = &registry;
         node_.frame = self;
-        node_.origin = origin;
+        node_.set_origin(origin);
         goroutine_ = &node_;
         registry.add(node_);
     }
@@ -108,7 +109,7 @@ public:
     task_promise_base(const task_promise_base&) = delete;
     task_promise_base& operator=(const task_promise_base&) = delete;
     ~task_promise_base() {
-        if (registry_) registry_->remove(node_);  // finished, or destroyed at shutdown
+        if (is_root()) registry()->remove(node_);  // finished, or destroyed at shutdown
     }
 
 #if !CSP_DETAIL_TAIL_CALLS
@@ -128,9 +129,15 @@ protected:
     }
 
 private:
-    std::coroutine_handle<> continuation_;
+    // A root (see detach_into) points goroutine_ at its own node. Only a
+    // root has a registry, and a root never has a continuation (nobody
+    // awaits it), so one slot holds either: every goroutine frame carries
+    // a promise, hence the saving (SPEC §9, W6).
+    bool is_root() const noexcept { return goroutine_ == &node_; }
+    goroutine_registry* registry() const noexcept { return static_cast<goroutine_registry*>(link_); }
+
+    void* link_ = nullptr;  // a root: its goroutine_registry; otherwise: the continuation's address, or null
     std::exception_ptr error_;
-    goroutine_registry* registry_ = nullptr;  // non-null: the detached root of a goroutine
     goroutine_node* goroutine_ = nullptr;
     goroutine_node node_;
 #if !CSP_DETAIL_TAIL_CALLS

@@ -41,28 +41,50 @@ namespace csp::detail {
 
 /// Intrusive link that each goroutine frame carries in its promise, with
 /// what a deadlock report or a goroutine dump says about the goroutine.
+///
+/// Every goroutine carries one, parked or not, so its layout is kept tight
+/// (SPEC §9, W6: a parked goroutine costs at most 256 bytes): 80 bytes.
+/// The start location is stored as its parts rather than as a
+/// csp::source_location, so that the 32-bit line fills the tail padding of
+/// the wait record instead of padding a source_location of its own.
 struct goroutine_node {
+    // The registry's list links, guarded by the registry's lock.
     goroutine_node* prev = nullptr;
     goroutine_node* next = nullptr;
+    /// The goroutine's root frame, which the registry destroys at shutdown.
     std::coroutine_handle<> frame;
     /// Process-wide, in start order (Go's goroutine ids); set by the registry.
     std::uint64_t id = 0;
-    /// Where the goroutine was started (csp::go / csp::spawn call site).
-    csp::source_location origin;
+    /// Where the goroutine was started (csp::go / csp::spawn call site):
+    /// see origin() and set_origin().
+    const char* origin_file = "";
+    const char* origin_function = "";
     /// What it is blocked on, if anything. Written by the goroutine itself,
     /// read by dumps from any thread (see goroutine_wait.hpp).
-    goroutine_wait wait;
+    [[no_unique_address]] goroutine_wait wait;
+    std::uint32_t origin_line = 0;  // in the wait record's tail padding
+
+    csp::source_location origin() const noexcept {
+        return csp::source_location::current(origin_file, origin_line, origin_function);
+    }
+    void set_origin(const csp::source_location& where) noexcept {
+        origin_file = where.file_name();
+        origin_function = where.function_name();
+        origin_line = where.line();
+    }
 };
+
+static_assert(sizeof(goroutine_node) == 80, "goroutine_node: the line must share the wait record's tail padding");
 
 /// Marks a goroutine as parked on something, for the duration of a wait.
 /// Awaiters call park() from await_suspend (before the wait can complete)
 /// and unpark() from await_resume. Goroutine-less coroutines (sync_wait) have
-/// no node and are not tracked.
+/// no node and are not tracked. `kind` must be static (see wait_kind).
 class wait_note {
 public:
-    void park(goroutine_node* g, const char* what, const void* object, wait_detail detail = {}) noexcept {
+    void park(goroutine_node* g, const wait_kind& kind, const void* object, std::size_t count = 0) noexcept {
         g_ = g;
-        if (g) g->wait.set(what, object, detail);
+        if (g) g->wait.set(kind, object, count);
     }
     void unpark() noexcept {
         if (g_) g_->wait.clear();
@@ -192,7 +214,7 @@ public:
         {
             std::lock_guard lock(mu_);  // keeps every listed node alive while we read it
             out.reserve(size_);
-            for (goroutine_node* n = head_; n; n = n->next) out.push_back({n->id, n->origin, n->wait.read()});
+            for (goroutine_node* n = head_; n; n = n->next) out.push_back({n->id, n->origin(), n->wait.read()});
         }
         std::reverse(out.begin(), out.end());  // the list is newest first
         return out;
