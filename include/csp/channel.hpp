@@ -65,13 +65,18 @@ inline bool should_yield() noexcept { return !consume_budget() && current_execut
 /// interface" below), so a channel operation is the same object whether it
 /// is awaited alone or as a case of a select.
 ///
+/// The waiter is a base, not a member, so that a counterpart holding the
+/// waiter can reach the awaiter's value (send_source / receive_target) and
+/// the awaiter's flags can sit in the waiter's tail padding: every parked
+/// goroutine carries one of these (SPEC §9, W6), so they are kept tight.
+///
 /// `armed_` is only touched by the owning coroutine. If the coroutine is
 /// destroyed while armed (runtime shutdown), the destructor unlinks the
 /// waiter under the channel lock, which also waits out a wake-up that a
 /// counterpart may be delivering at that moment.
-class channel_op_base {
+class channel_op_base : private waiter {
 public:
-    channel_op_base(channel_op_base&& other) noexcept : ch_(other.ch_), is_send_(other.is_send_) {
+    channel_op_base(channel_op_base&& other) noexcept : waiter(), is_send_(other.is_send_), ch_(other.ch_) {
         // Awaiters may be moved (into a select, or by a compiler that copies
         // co_await operands) until they are awaited; never once armed.
         if (other.armed_) std::terminate();
@@ -84,25 +89,28 @@ public:
     spin_mutex* case_mutex() const noexcept { return ch_ ? &ch_->mu : nullptr; }
 
     /// Queues this case's waiter for `op` as case `index`. Requires the lock.
-    void case_arm_locked(blocked_op& op, int index, void* slot) noexcept {
-        waiter_.op = &op;
-        waiter_.case_index = index;
-        waiter_.slot = slot;
-        waiter_.status = wait_status::pending;
+    void case_arm_locked(blocked_op& op, int index) noexcept {
+        waiter::op = &op;
+        case_index = index;
+        status = wait_status::pending;
         armed_ = true;
-        queue().push_back(waiter_);
+        queue().push_back(*this);
     }
 
     /// Unlinks the waiter if a counterpart did not already. Takes the lock.
     void case_disarm() noexcept {
         if (!armed_) return;
         std::lock_guard lock(ch_->mu);
-        queue().remove(waiter_);
+        queue().remove(*this);
         armed_ = false;
     }
 
 protected:
-    channel_op_base(channel_base* ch, bool is_send) noexcept : ch_(ch), is_send_(is_send) {}
+    channel_op_base(channel_base* ch, bool is_send) noexcept : is_send_(is_send), ch_(ch) {}
+
+    /// The operation that queued `w` (every waiter in a channel's queues is
+    /// the base of a send_awaiter or recv_awaiter of that channel's T).
+    static channel_op_base& owner_of(waiter& w) noexcept { return static_cast<channel_op_base&>(w); }
     ~channel_op_base() { case_disarm(); }
 
     /// True while parked on the channel (a plain co_await or a select arm),
@@ -129,7 +137,7 @@ protected:
     /// Parks a plain co_await. Called from await_suspend with ch_->mu held
     /// (or with ch_ null for a nil channel, which parks forever, unqueued).
     /// `kind` and `capacity` are for goroutine dumps.
-    void park(std::coroutine_handle<> h, void* slot, goroutine_node* g, const wait_kind& kind, std::size_t capacity) {
+    void park(std::coroutine_handle<> h, goroutine_node* g, const wait_kind& kind, std::size_t capacity) {
         note_.park(g, kind, ch_, capacity);
         if (!ch_) return;
         executor_ref ex = current_executor();
@@ -140,7 +148,7 @@ protected:
         own_op_.fired.store(blocked_op::not_fired, std::memory_order_relaxed);  // the awaiter may be reused
         own_op_.handle = h;
         own_op_.executor = ex;
-        case_arm_locked(own_op_, 0, slot);
+        case_arm_locked(own_op_, 0);
         ch_->mu.unlock();  // from here on this frame may be resumed on another thread
     }
 
@@ -150,23 +158,23 @@ public:
     wait_status take_outcome() noexcept {
         armed_ = false;
         note_.unpark();
-        return waiter_.status;
+        return status;
     }
-
-protected:
-
-    channel_base* ch_;
 
 private:
     wait_queue& queue() noexcept { return is_send_ ? ch_->sendq : ch_->recvq; }
 
-    waiter waiter_;
-    blocked_op own_op_;
-    wait_note note_;
+    // These two fill the waiter's tail padding (checked below).
     bool is_send_;
     bool armed_ = false;
-    bool yield_instead_ = false;
+    [[no_unique_address]] blocked_op own_op_;
+    bool yield_instead_ = false;  // in own_op_'s tail padding
+    wait_note note_;
 
+protected:
+    channel_base* ch_;
+
+private:
 
 };
 
@@ -211,7 +219,7 @@ public:
     template <class P>
     void await_suspend(std::coroutine_handle<P> h) {
         if (yielded(h)) return;
-        park(h, src_, detail::goroutine_of(h), detail::channel_wait_kind_of<T, true>(ch_), ch_ ? state()->capacity() : 0);
+        park(h, detail::goroutine_of(h), detail::channel_wait_kind_of<T, true>(ch_), ch_ ? state()->capacity() : 0);
     }
     void await_resume() {
         if (armed()) case_woken();  // parked: the counterpart decided
@@ -226,9 +234,10 @@ public:
         status_ = state()->try_send_locked(*src_);
         return status_ != chan_status::would_block;
     }
-    void case_arm_locked(detail::blocked_op& op, int index) noexcept {
-        channel_op_base::case_arm_locked(op, index, src_);
-    }
+    void case_arm_locked(detail::blocked_op& op, int index) noexcept { channel_op_base::case_arm_locked(op, index); }
+
+    /// The value that the send queued as `w` offers (see detail::send_source).
+    static T& source_of(detail::waiter& w) noexcept { return *static_cast<send_awaiter&>(owner_of(w)).src_; }
     /// Records the verdict of the counterpart that completed this armed case.
     void case_woken() noexcept {
         status_ = take_outcome() == detail::wait_status::ok ? chan_status::ok : chan_status::closed;
@@ -266,8 +275,7 @@ public:
     template <class P>
     void await_suspend(std::coroutine_handle<P> h) {
         if (yielded(h)) return;
-        park(h, &result_, detail::goroutine_of(h), detail::channel_wait_kind_of<T, false>(ch_),
-             ch_ ? state()->capacity() : 0);
+        park(h, detail::goroutine_of(h), detail::channel_wait_kind_of<T, false>(ch_), ch_ ? state()->capacity() : 0);
     }
     std::optional<T> await_resume() {
         if (armed()) case_woken();  // parked: the counterpart filled result_ or closed
@@ -279,8 +287,11 @@ public:
     /// Tries to receive now; true if the case completed (a value, or closed
     /// and drained). Requires the lock.
     bool case_try_locked() noexcept { return state()->try_recv_locked(result_) != chan_status::would_block; }
-    void case_arm_locked(detail::blocked_op& op, int index) noexcept {
-        channel_op_base::case_arm_locked(op, index, &result_);
+    void case_arm_locked(detail::blocked_op& op, int index) noexcept { channel_op_base::case_arm_locked(op, index); }
+
+    /// Where the receive queued as `w` takes its value (see detail::receive_target).
+    static std::optional<T>& target_of(detail::waiter& w) noexcept {
+        return static_cast<recv_awaiter&>(owner_of(w)).result_;
     }
     /// The counterpart filled result_ (ok) or left it empty (closed).
     void case_woken() noexcept { take_outcome(); }
@@ -295,6 +306,23 @@ private:
 
     std::optional<T> result_;
 };
+
+// What a parked receive costs in a coroutine frame (SPEC §9, W6): the
+// waiter's links, case index and status; the blocked_op; the wait note; the
+// channel pointer; the result. The flags fit in padding.
+static_assert(sizeof(detail::channel_op_base) == 80, "channel_op_base: the flags must sit in padding");
+static_assert(sizeof(recv_awaiter<long long>) == 96);
+
+namespace detail {
+template <class T>
+T& send_source(waiter& w) noexcept {
+    return send_awaiter<T>::source_of(w);
+}
+template <class T>
+std::optional<T>& receive_target(waiter& w) noexcept {
+    return recv_awaiter<T>::target_of(w);
+}
+}  // namespace detail
 
 /// A channel handle. Copies share one channel; the operations are const
 /// because they change the channel, not the handle (capture channels by
