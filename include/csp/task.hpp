@@ -97,13 +97,14 @@ public:
     /// Makes this task the root of a goroutine (see csp::spawn): it joins
     /// `registry`, frees its own frame when it ends and reports an escaping
     /// exception to the registry. One frame per goroutine, no wrapper.
+    /// `origin` is interned (detail/origin_table.hpp).
     void detach_into(goroutine_registry& registry, std::coroutine_handle<> self,
-                     const csp::source_location& origin) noexcept {
+                     const csp::source_location* origin) noexcept {
         child_.~child_state();  // not started yet: nothing to keep
         new (&node_) goroutine_node();
         link_ = reinterpret_cast<std::uintptr_t>(&registry) | root_tag;
-        node_.frame = self;
-        node_.set_origin(origin);
+        node_.set_frame(self);
+        node_.origin = origin;
         registry.add(node_);
     }
 

@@ -35,6 +35,7 @@
 
 #include "goroutine_format.hpp"
 #include "goroutine_wait.hpp"
+#include "origin_table.hpp"
 #include "source_location.hpp"
 
 namespace csp::detail {
@@ -43,38 +44,39 @@ namespace csp::detail {
 /// what a deadlock report or a goroutine dump says about the goroutine.
 ///
 /// Every goroutine carries one, parked or not, so its layout is kept tight
-/// (SPEC §9, W6: a parked goroutine costs at most 256 bytes): 80 bytes.
-/// The start location is stored as its parts rather than as a
-/// csp::source_location, so that the 32-bit line fills the tail padding of
-/// the wait record instead of padding a source_location of its own.
+/// (SPEC §9, W6: a parked goroutine costs at most 256 bytes): 64 bytes.
 struct goroutine_node {
     // The registry's list links, guarded by the registry's lock.
     goroutine_node* prev = nullptr;
     goroutine_node* next = nullptr;
-    /// The goroutine's root frame, which the registry destroys at shutdown.
-    std::coroutine_handle<> frame;
     /// Process-wide, in start order (Go's goroutine ids); set by the registry.
     std::uint64_t id = 0;
-    /// Where the goroutine was started (csp::go / csp::spawn call site):
-    /// see origin() and set_origin().
-    const char* origin_file = "";
-    const char* origin_function = "";
+    /// Where the goroutine was started (csp::go / csp::spawn call site),
+    /// interned (detail/origin_table.hpp): one pointer instead of three words.
+    const csp::source_location* origin = &unknown_origin;
     /// What it is blocked on, if anything. Written by the goroutine itself,
     /// read by dumps from any thread (see goroutine_wait.hpp).
     [[no_unique_address]] goroutine_wait wait;
-    std::uint32_t origin_line = 0;  // in the wait record's tail padding
+    /// Where the goroutine's root frame starts, as an offset back from this
+    /// node (which lives inside it): 4 bytes in the wait record's tail
+    /// padding instead of an 8-byte handle. Set by set_frame().
+    std::int32_t frame_offset = 0;
 
-    csp::source_location origin() const noexcept {
-        return csp::source_location::current(origin_file, origin_line, origin_function);
+    /// The root frame, which the registry destroys at shutdown.
+    std::coroutine_handle<> frame() const noexcept {
+        return std::coroutine_handle<>::from_address(
+            const_cast<char*>(reinterpret_cast<const char*>(this) - frame_offset));
     }
-    void set_origin(const csp::source_location& where) noexcept {
-        origin_file = where.file_name();
-        origin_function = where.function_name();
-        origin_line = where.line();
+    /// Records `root`, the frame this node is part of.
+    void set_frame(std::coroutine_handle<> root) noexcept {
+        frame_offset = static_cast<std::int32_t>(reinterpret_cast<const char*>(this) -
+                                                 static_cast<const char*>(root.address()));
     }
+
+    static constexpr csp::source_location unknown_origin{};
 };
 
-static_assert(sizeof(goroutine_node) == 80, "goroutine_node: the line must share the wait record's tail padding");
+static_assert(sizeof(goroutine_node) == 64, "goroutine_node: the frame offset must share the wait record's tail padding");
 
 /// Marks a goroutine as parked on something, for the duration of a wait.
 /// Awaiters call park() from await_suspend (before the wait can complete)
@@ -185,7 +187,7 @@ public:
             {
                 std::lock_guard lock(mu_);
                 if (!head_) return;
-                frame = head_->frame;
+                frame = head_->frame();
                 unlink_locked(*head_);
             }
             frame.destroy();  // the promise's destructor calls remove(): a no-op now
@@ -214,7 +216,7 @@ public:
         {
             std::lock_guard lock(mu_);  // keeps every listed node alive while we read it
             out.reserve(size_);
-            for (goroutine_node* n = head_; n; n = n->next) out.push_back({n->id, n->origin(), n->wait.read()});
+            for (goroutine_node* n = head_; n; n = n->next) out.push_back({n->id, *n->origin, n->wait.read()});
         }
         std::reverse(out.begin(), out.end());  // the list is newest first
         return out;
