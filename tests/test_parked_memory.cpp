@@ -40,6 +40,18 @@ csp::task<> parked_receiver(csp::channel<long long> ch, csp::wait_group* started
 
 constexpr std::size_t w6_block_bar = 248;  // + 8 bytes of malloc header = 256
 
+// The parts of the frame that csp lays out, the same with g++ and clang (the
+// x86-64 Itanium ABI): the promise is a tagged registry/continuation word
+// and the goroutine node; the receive awaiter is the waiter, the blocked_op,
+// the wait note, the channel pointer and the std::optional result.
+static_assert(sizeof(csp::detail::goroutine_node) == 64);
+static_assert(sizeof(csp::detail::goroutine_wait) == 32);
+#if CSP_DETAIL_TAIL_CALLS  // otherwise the promise has a flag more (task.hpp)
+static_assert(sizeof(csp::detail::task_promise<void>) == 72);
+#endif
+static_assert(sizeof(csp::recv_awaiter<long long>) == 96);
+static_assert(sizeof(csp::send_awaiter<long long>) == 112);
+
 /// The block size the frame cache asks operator new for when it creates one
 /// parked_receiver frame on a fresh thread (whose cache is empty).
 std::size_t parked_frame_block(const csp::channel<long long>& ch, csp::wait_group& started,
