@@ -49,6 +49,7 @@ static_assert(sizeof(csp::detail::goroutine_wait) == 32);
 #if CSP_DETAIL_TAIL_CALLS  // otherwise the promise has a flag more (task.hpp)
 static_assert(sizeof(csp::detail::task_promise<void>) == 72);
 #endif
+static_assert(sizeof(csp::detail::channel_op_base) == 80);  // its flags sit in padding
 static_assert(sizeof(csp::recv_awaiter<long long>) == 96);
 static_assert(sizeof(csp::send_awaiter<long long>) == 112);
 

@@ -2018,9 +2018,6 @@ public:
         return status_ != chan_status::would_block;
     }
     void case_arm_locked(detail::blocked_op& op, int index) noexcept { channel_op_base::case_arm_locked(op, index); }
-
-    /// The value that the send queued as `w` offers (see detail::send_source).
-    static T& source_of(detail::waiter& w) noexcept { return *static_cast<send_awaiter&>(owner_of(w)).src_; }
     /// Records the verdict of the counterpart that completed this armed case.
     void case_woken() noexcept {
         status_ = take_outcome() == detail::wait_status::ok ? chan_status::ok : chan_status::closed;
@@ -2032,6 +2029,10 @@ public:
     }
 
 private:
+    friend T& detail::send_source<T>(detail::waiter&) noexcept;
+    /// The value that the send queued as `w` offers.
+    static T& source_of(detail::waiter& w) noexcept { return *static_cast<send_awaiter&>(owner_of(w)).src_; }
+
     detail::channel_state<T>* state() const noexcept { return static_cast<detail::channel_state<T>*>(ch_); }
 
     std::optional<T> copy_;  // the copy of an lvalue argument, made before the send
@@ -2071,11 +2072,6 @@ public:
     /// and drained). Requires the lock.
     bool case_try_locked() noexcept { return state()->try_recv_locked(result_) != chan_status::would_block; }
     void case_arm_locked(detail::blocked_op& op, int index) noexcept { channel_op_base::case_arm_locked(op, index); }
-
-    /// Where the receive queued as `w` takes its value (see detail::receive_target).
-    static std::optional<T>& target_of(detail::waiter& w) noexcept {
-        return static_cast<recv_awaiter&>(owner_of(w)).result_;
-    }
     /// The counterpart filled result_ (ok) or left it empty (closed).
     void case_woken() noexcept { take_outcome(); }
     std::optional<T> case_result() noexcept(std::is_nothrow_move_constructible_v<T>) {
@@ -2085,16 +2081,16 @@ public:
     }
 
 private:
+    friend std::optional<T>& detail::receive_target<T>(detail::waiter&) noexcept;
+    /// Where the receive queued as `w` takes its value.
+    static std::optional<T>& target_of(detail::waiter& w) noexcept {
+        return static_cast<recv_awaiter&>(owner_of(w)).result_;
+    }
+
     detail::channel_state<T>* state() const noexcept { return static_cast<detail::channel_state<T>*>(ch_); }
 
     std::optional<T> result_;
 };
-
-// What a parked receive costs in a coroutine frame (SPEC §9, W6): the
-// waiter's links, case index and status; the blocked_op; the wait note; the
-// channel pointer; the result. The flags fit in padding.
-static_assert(sizeof(detail::channel_op_base) == 80, "channel_op_base: the flags must sit in padding");
-static_assert(sizeof(recv_awaiter<long long>) == 96);
 
 namespace detail {
 template <class T>
