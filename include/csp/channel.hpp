@@ -164,18 +164,17 @@ public:
 private:
     wait_queue& queue() noexcept { return is_send_ ? ch_->sendq : ch_->recvq; }
 
-    // These two fill the waiter's tail padding (checked below).
+    // Every parked goroutine carries one of these (SPEC §9, W6), so the
+    // flags fill padding: the first two the waiter base's tail, the third
+    // own_op_'s (tests/test_parked_memory.cpp checks the size).
     bool is_send_;
     bool armed_ = false;
     [[no_unique_address]] blocked_op own_op_;
-    bool yield_instead_ = false;  // in own_op_'s tail padding
+    bool yield_instead_ = false;
     wait_note note_;
 
 protected:
     channel_base* ch_;
-
-private:
-
 };
 
 /// What a dump says of a goroutine blocked on a channel of T: one static
