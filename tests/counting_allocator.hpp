@@ -10,6 +10,7 @@
 #pragma once
 
 #include <atomic>
+#include <cstddef>
 #include <cstdlib>
 #include <new>
 
@@ -25,6 +26,9 @@
 #endif
 
 inline std::atomic<long> g_allocations{0};
+/// The size asked for by the latest allocation (a test reads it right after
+/// an operation that allocates exactly once, e.g. a coroutine frame).
+inline std::atomic<std::size_t> g_last_allocation_size{0};
 inline constexpr bool counting_allocations = CSP_TEST_COUNTS_ALLOCATIONS;
 
 #if CSP_TEST_COUNTS_ALLOCATIONS
@@ -33,6 +37,7 @@ inline constexpr bool counting_allocations = CSP_TEST_COUNTS_ALLOCATIONS;
 #endif
 void* operator new(std::size_t n) {
     g_allocations.fetch_add(1, std::memory_order_relaxed);
+    g_last_allocation_size.store(n, std::memory_order_relaxed);
     if (void* p = std::malloc(n ? n : 1)) return p;
     throw std::bad_alloc();
 }

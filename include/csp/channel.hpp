@@ -65,13 +65,18 @@ inline bool should_yield() noexcept { return !consume_budget() && current_execut
 /// interface" below), so a channel operation is the same object whether it
 /// is awaited alone or as a case of a select.
 ///
+/// The waiter is a base, not a member, so that a counterpart holding the
+/// waiter can reach the awaiter's value (send_source / receive_target) and
+/// the awaiter's flags can sit in the waiter's tail padding: every parked
+/// goroutine carries one of these (SPEC §9, W6), so they are kept tight.
+///
 /// `armed_` is only touched by the owning coroutine. If the coroutine is
 /// destroyed while armed (runtime shutdown), the destructor unlinks the
 /// waiter under the channel lock, which also waits out a wake-up that a
 /// counterpart may be delivering at that moment.
-class channel_op_base {
+class channel_op_base : private waiter {
 public:
-    channel_op_base(channel_op_base&& other) noexcept : ch_(other.ch_), is_send_(other.is_send_) {
+    channel_op_base(channel_op_base&& other) noexcept : waiter(), is_send_(other.is_send_), ch_(other.ch_) {
         // Awaiters may be moved (into a select, or by a compiler that copies
         // co_await operands) until they are awaited; never once armed.
         if (other.armed_) std::terminate();
@@ -84,25 +89,28 @@ public:
     spin_mutex* case_mutex() const noexcept { return ch_ ? &ch_->mu : nullptr; }
 
     /// Queues this case's waiter for `op` as case `index`. Requires the lock.
-    void case_arm_locked(blocked_op& op, int index, void* slot) noexcept {
-        waiter_.op = &op;
-        waiter_.case_index = index;
-        waiter_.slot = slot;
-        waiter_.status = wait_status::pending;
+    void case_arm_locked(blocked_op& op, int index) noexcept {
+        waiter::op = &op;
+        case_index = index;
+        status = wait_status::pending;
         armed_ = true;
-        queue().push_back(waiter_);
+        queue().push_back(*this);
     }
 
     /// Unlinks the waiter if a counterpart did not already. Takes the lock.
     void case_disarm() noexcept {
         if (!armed_) return;
         std::lock_guard lock(ch_->mu);
-        queue().remove(waiter_);
+        queue().remove(*this);
         armed_ = false;
     }
 
 protected:
-    channel_op_base(channel_base* ch, bool is_send) noexcept : ch_(ch), is_send_(is_send) {}
+    channel_op_base(channel_base* ch, bool is_send) noexcept : is_send_(is_send), ch_(ch) {}
+
+    /// The operation that queued `w` (every waiter in a channel's queues is
+    /// the base of a send_awaiter or recv_awaiter of that channel's T).
+    static channel_op_base& owner_of(waiter& w) noexcept { return static_cast<channel_op_base&>(w); }
     ~channel_op_base() { case_disarm(); }
 
     /// True while parked on the channel (a plain co_await or a select arm),
@@ -128,11 +136,9 @@ protected:
 
     /// Parks a plain co_await. Called from await_suspend with ch_->mu held
     /// (or with ch_ null for a nil channel, which parks forever, unqueued).
-    /// `detail` (element type, capacity) is for goroutine dumps.
-    void park(std::coroutine_handle<> h, void* slot, goroutine_node* g, wait_detail detail) {
-        note_.park(g, is_send_ ? (ch_ ? "send on channel" : "send on nil channel")
-                               : (ch_ ? "receive from channel" : "receive from nil channel"),
-                   ch_, detail);
+    /// `kind` and `capacity` are for goroutine dumps.
+    void park(std::coroutine_handle<> h, goroutine_node* g, const wait_kind& kind, std::size_t capacity) {
+        note_.park(g, kind, ch_, capacity);
         if (!ch_) return;
         executor_ref ex = current_executor();
         if (!ex) {
@@ -142,7 +148,7 @@ protected:
         own_op_.fired.store(blocked_op::not_fired, std::memory_order_relaxed);  // the awaiter may be reused
         own_op_.handle = h;
         own_op_.executor = ex;
-        case_arm_locked(own_op_, 0, slot);
+        case_arm_locked(own_op_, 0);
         ch_->mu.unlock();  // from here on this frame may be resumed on another thread
     }
 
@@ -152,25 +158,36 @@ public:
     wait_status take_outcome() noexcept {
         armed_ = false;
         note_.unpark();
-        return waiter_.status;
+        return status;
     }
-
-protected:
-
-    channel_base* ch_;
 
 private:
     wait_queue& queue() noexcept { return is_send_ ? ch_->sendq : ch_->recvq; }
 
-    waiter waiter_;
-    blocked_op own_op_;
-    wait_note note_;
+    // Every parked goroutine carries one of these (SPEC §9, W6), so the
+    // flags fill padding: the first two the waiter base's tail, the third
+    // own_op_'s (tests/test_parked_memory.cpp checks the size).
     bool is_send_;
     bool armed_ = false;
+    [[no_unique_address]] blocked_op own_op_;
     bool yield_instead_ = false;
+    wait_note note_;
 
-
+protected:
+    channel_base* ch_;
 };
+
+/// What a dump says of a goroutine blocked on a channel of T: one static
+/// descriptor per operation, element type and nil-ness (see wait_kind).
+template <class T, bool Send, bool Nil>
+inline constexpr wait_kind channel_wait_kind{Send ? (Nil ? "send on nil channel" : "send on channel")
+                                                  : (Nil ? "receive from nil channel" : "receive from channel"),
+                                             &typeid(T)};
+
+template <class T, bool Send>
+const wait_kind& channel_wait_kind_of(const channel_base* ch) noexcept {
+    return ch ? channel_wait_kind<T, Send, false> : channel_wait_kind<T, Send, true>;
+}
 
 [[noreturn]] inline void throw_send_on_closed() { throw channel_closed("csp: send on closed channel"); }
 
@@ -201,7 +218,7 @@ public:
     template <class P>
     void await_suspend(std::coroutine_handle<P> h) {
         if (yielded(h)) return;
-        park(h, src_, detail::goroutine_of(h), {&typeid(T), ch_ ? state()->capacity() : 0});
+        park(h, detail::goroutine_of(h), detail::channel_wait_kind_of<T, true>(ch_), ch_ ? state()->capacity() : 0);
     }
     void await_resume() {
         if (armed()) case_woken();  // parked: the counterpart decided
@@ -216,9 +233,7 @@ public:
         status_ = state()->try_send_locked(*src_);
         return status_ != chan_status::would_block;
     }
-    void case_arm_locked(detail::blocked_op& op, int index) noexcept {
-        channel_op_base::case_arm_locked(op, index, src_);
-    }
+    void case_arm_locked(detail::blocked_op& op, int index) noexcept { channel_op_base::case_arm_locked(op, index); }
     /// Records the verdict of the counterpart that completed this armed case.
     void case_woken() noexcept {
         status_ = take_outcome() == detail::wait_status::ok ? chan_status::ok : chan_status::closed;
@@ -230,6 +245,10 @@ public:
     }
 
 private:
+    friend T& detail::send_source<T>(detail::waiter&) noexcept;
+    /// The value that the send queued as `w` offers.
+    static T& source_of(detail::waiter& w) noexcept { return *static_cast<send_awaiter&>(owner_of(w)).src_; }
+
     detail::channel_state<T>* state() const noexcept { return static_cast<detail::channel_state<T>*>(ch_); }
 
     std::optional<T> copy_;  // the copy of an lvalue argument, made before the send
@@ -256,7 +275,7 @@ public:
     template <class P>
     void await_suspend(std::coroutine_handle<P> h) {
         if (yielded(h)) return;
-        park(h, &result_, detail::goroutine_of(h), {&typeid(T), ch_ ? state()->capacity() : 0});
+        park(h, detail::goroutine_of(h), detail::channel_wait_kind_of<T, false>(ch_), ch_ ? state()->capacity() : 0);
     }
     std::optional<T> await_resume() {
         if (armed()) case_woken();  // parked: the counterpart filled result_ or closed
@@ -268,9 +287,7 @@ public:
     /// Tries to receive now; true if the case completed (a value, or closed
     /// and drained). Requires the lock.
     bool case_try_locked() noexcept { return state()->try_recv_locked(result_) != chan_status::would_block; }
-    void case_arm_locked(detail::blocked_op& op, int index) noexcept {
-        channel_op_base::case_arm_locked(op, index, &result_);
-    }
+    void case_arm_locked(detail::blocked_op& op, int index) noexcept { channel_op_base::case_arm_locked(op, index); }
     /// The counterpart filled result_ (ok) or left it empty (closed).
     void case_woken() noexcept { take_outcome(); }
     std::optional<T> case_result() noexcept(std::is_nothrow_move_constructible_v<T>) {
@@ -280,10 +297,27 @@ public:
     }
 
 private:
+    friend std::optional<T>& detail::receive_target<T>(detail::waiter&) noexcept;
+    /// Where the receive queued as `w` takes its value.
+    static std::optional<T>& target_of(detail::waiter& w) noexcept {
+        return static_cast<recv_awaiter&>(owner_of(w)).result_;
+    }
+
     detail::channel_state<T>* state() const noexcept { return static_cast<detail::channel_state<T>*>(ch_); }
 
     std::optional<T> result_;
 };
+
+namespace detail {
+template <class T>
+T& send_source(waiter& w) noexcept {
+    return send_awaiter<T>::source_of(w);
+}
+template <class T>
+std::optional<T>& receive_target(waiter& w) noexcept {
+    return recv_awaiter<T>::target_of(w);
+}
+}  // namespace detail
 
 /// A channel handle. Copies share one channel; the operations are const
 /// because they change the channel, not the handle (capture channels by

@@ -33,9 +33,10 @@ task<> invoke_detached(F f, Args... args) {
 
 template <class T>
 void start(executor_ref ex, task<T> t, const csp::source_location& origin) {
+    if (!t.valid()) throw std::logic_error("csp::spawn: empty (moved-from) task");
+    const csp::source_location* where = detail::origin_table::intern(origin);  // may throw: before release
     auto h = t.release();
-    if (!h) throw std::logic_error("csp::spawn: empty (moved-from) task");
-    h.promise().detach_into(ex.goroutines(), h, origin);
+    h.promise().detach_into(ex.goroutines(), h, where);
     ex.post(h);
 }
 

@@ -367,6 +367,9 @@ inline poller& current_poller() {
 
 /// Waits for one direction of one source: the awaiter behind
 /// csp::readable/writable, and a case of select.
+inline constexpr wait_kind readable_kind{"wait for fd readable"};
+inline constexpr wait_kind writable_kind{"wait for fd writable"};
+
 class io_wait {
 public:
     io_wait(io_source* s, io_direction d) noexcept : source_(s), direction_(d) {}
@@ -389,8 +392,7 @@ public:
             source_->mu.unlock();
             require_current_executor("csp::readable / csp::writable");
         }
-        note_.park(goroutine_of(h), direction_ == io_direction::read ? "wait for fd readable" : "wait for fd writable",
-                   source_);
+        note_.park(goroutine_of(h), direction_ == io_direction::read ? readable_kind : writable_kind, source_);
         own_op_.fired.store(blocked_op::not_fired, std::memory_order_relaxed);
         own_op_.handle = h;
         own_op_.executor = ex;

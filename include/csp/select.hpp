@@ -182,6 +182,8 @@ private:
 
 inline constexpr int default_fired = -2;
 
+inline constexpr wait_kind select_kind{"select"};
+
 /// A select that completed at once still yields when the thread's
 /// cooperative budget is spent (detail/budget.hpp). True if it re-queued `h`.
 inline bool yield_if_budget_spent(std::coroutine_handle<> h) {
@@ -333,7 +335,7 @@ public:
 
     // The table interface of select_start/select_finish.
     std::size_t size() const noexcept { return N; }
-    void note_parked() noexcept { note_.park(goroutine_, "select", nullptr, {nullptr, N}); }
+    void note_parked() noexcept { note_.park(goroutine_, select_kind, nullptr, N); }
     spin_mutex* mutex(std::size_t i) noexcept {
         return dispatch(i, [&](auto c) -> spin_mutex* {
             if constexpr (is_default_case<std::tuple_element_t<c, std::tuple<Cases...>>>) return nullptr;
@@ -433,7 +435,7 @@ public:
     }
 
     std::size_t size() const noexcept { return cases_.size(); }
-    void note_parked() noexcept { note_.park(goroutine_, "select", nullptr, {nullptr, cases_.size()}); }
+    void note_parked() noexcept { note_.park(goroutine_, select_kind, nullptr, cases_.size()); }
     spin_mutex* mutex(std::size_t i) noexcept { return cases_[i].case_mutex(); }
     bool try_locked(std::size_t i) noexcept { return cases_[i].case_try_locked(); }
     void arm_locked(std::size_t i, blocked_op& op) noexcept { cases_[i].case_arm_locked(op, int(i)); }

@@ -32,7 +32,9 @@
 
 #include <atomic>
 #include <coroutine>
+#include <cstdint>
 #include <exception>
+#include <new>
 #include <optional>
 #include "detail/source_location.hpp"
 #include <stdexcept>
@@ -62,11 +64,10 @@ public:
         template <class Promise>
         std::coroutine_handle<> await_suspend(std::coroutine_handle<Promise> self) noexcept {
             task_promise_base& p = self.promise();
-            if (p.registry_) {
-                // The root of a goroutine: nobody awaits it. Report an
-                // escaping exception, then free the frame (allowed here: the
-                // coroutine is suspended), which leaves the registry.
-                if (p.error_) p.registry_->report(p.error_);
+            if (p.is_root()) {
+                // The root of a goroutine: nobody awaits it (an escaping
+                // exception was reported already). Free the frame (allowed
+                // here: the coroutine is suspended), which leaves the registry.
                 self.destroy();
                 return std::noop_coroutine();
             }
@@ -77,38 +78,47 @@ public:
 #endif
             // Transfer back to whoever awaited us. A task that was never
             // awaited has nothing to go back to.
-            return p.continuation_ ? p.continuation_ : std::noop_coroutine();
+            if (!p.link_) return std::noop_coroutine();
+            return std::coroutine_handle<>::from_address(reinterpret_cast<void*>(p.link_));
         }
         void await_resume() noexcept {}
     };
     final_awaiter final_suspend() noexcept { return {}; }
 
-    void unhandled_exception() noexcept { error_ = std::current_exception(); }
+    /// A root reports an escaping exception to its registry at once (nobody
+    /// awaits it); any other task keeps it for its awaiter.
+    void unhandled_exception() noexcept {
+        if (is_root()) registry()->report(std::current_exception());
+        else child_.error = std::current_exception();
+    }
 
-    void set_continuation(std::coroutine_handle<> c) noexcept { continuation_ = c; }
+    void set_continuation(std::coroutine_handle<> c) noexcept { link_ = reinterpret_cast<std::uintptr_t>(c.address()); }
 
     /// Makes this task the root of a goroutine (see csp::spawn): it joins
     /// `registry`, frees its own frame when it ends and reports an escaping
     /// exception to the registry. One frame per goroutine, no wrapper.
+    /// `origin` is interned (detail/origin_table.hpp).
     void detach_into(goroutine_registry& registry, std::coroutine_handle<> self,
-                     const csp::source_location& origin) noexcept {
-        registry_ = &registry;
-        node_.frame = self;
+                     const csp::source_location* origin) noexcept {
+        child_.~child_state();  // not started yet: nothing to keep
+        new (&node_) goroutine_node();
+        link_ = reinterpret_cast<std::uintptr_t>(&registry) | root_tag;
+        node_.set_frame(self);
         node_.origin = origin;
-        goroutine_ = &node_;
         registry.add(node_);
     }
 
     /// The goroutine this task runs in (set on the root by detach_into and
     /// handed down to each awaited task), or null outside goroutines.
-    goroutine_node* goroutine() const noexcept { return goroutine_; }
-    void set_goroutine(goroutine_node* g) noexcept { goroutine_ = g; }
+    goroutine_node* goroutine() noexcept { return is_root() ? &node_ : child_.goroutine; }
+    void set_goroutine(goroutine_node* g) noexcept { child_.goroutine = g; }  // awaited tasks are never roots
 
-    task_promise_base() = default;
+    task_promise_base() noexcept : child_() {}
     task_promise_base(const task_promise_base&) = delete;
     task_promise_base& operator=(const task_promise_base&) = delete;
     ~task_promise_base() {
-        if (registry_) registry_->remove(node_);  // finished, or destroyed at shutdown
+        if (is_root()) registry()->remove(node_);  // finished, or destroyed at shutdown
+        else child_.~child_state();
     }
 
 #if !CSP_DETAIL_TAIL_CALLS
@@ -124,15 +134,32 @@ public:
 
 protected:
     void rethrow_if_failed() const {
-        if (error_) std::rethrow_exception(error_);
+        if (!is_root() && child_.error) std::rethrow_exception(child_.error);
     }
 
 private:
-    std::coroutine_handle<> continuation_;
-    std::exception_ptr error_;
-    goroutine_registry* registry_ = nullptr;  // non-null: the detached root of a goroutine
-    goroutine_node* goroutine_ = nullptr;
-    goroutine_node node_;
+    // A task is either the root of a goroutine (detach_into) or a task that
+    // is awaited, and needs different things in each role; every goroutine
+    // frame carries a promise, so the two share storage (SPEC §9, W6):
+    //   * a root: its registry (in link_, tagged) and the goroutine's node;
+    //     nobody awaits it, so no continuation and no stored exception;
+    //   * an awaited task: its continuation (in link_), the exception for
+    //     its awaiter and the goroutine of that awaiter (child_state).
+    struct child_state {
+        std::exception_ptr error;
+        goroutine_node* goroutine = nullptr;
+    };
+    static_assert(std::is_trivially_destructible_v<goroutine_node>);
+
+    static constexpr std::uintptr_t root_tag = 1;  // registries are aligned: bit 0 is free
+    bool is_root() const noexcept { return link_ & root_tag; }
+    goroutine_registry* registry() const noexcept { return reinterpret_cast<goroutine_registry*>(link_ & ~root_tag); }
+
+    std::uintptr_t link_ = 0;  // a root: its registry | root_tag; otherwise the continuation's address, or 0
+    union {
+        child_state child_;  // not a root
+        goroutine_node node_;  // a root
+    };
 #if !CSP_DETAIL_TAIL_CALLS
     std::atomic<bool> awaiter_suspended_{false};
 #endif

@@ -47,6 +47,8 @@ inline clock::time_point now() noexcept { return detail::current_timers().now();
 
 namespace detail {
 
+inline constexpr wait_kind sleep_kind{"sleep"};
+
 /// A one-shot timer that completes at `deadline`: the awaiter behind
 /// sleep_for/sleep_until, and a case of select (csp::after).
 class deadline_timer {
@@ -73,7 +75,7 @@ public:
     bool await_ready() const noexcept { return queue_->now() >= node_.deadline; }
     template <class P>
     void await_suspend(std::coroutine_handle<P> h) {
-        note_.park(goroutine_of(h), "sleep", this);
+        note_.park(goroutine_of(h), sleep_kind, this);
         own_op_.fired.store(blocked_op::not_fired, std::memory_order_relaxed);
         own_op_.handle = h;
         own_op_.executor = require_current_executor("csp::sleep_for / csp::after");

@@ -127,7 +127,7 @@ public:
 
     template <class P>
     void await_suspend(std::coroutine_handle<P> h) {
-        note_.park(detail::goroutine_of(h), "wait_group wait", wg_);
+        note_.park(detail::goroutine_of(h), kind, wg_);
         executor_ref ex = detail::current_executor();
         if (!ex) {
             wg_->uncount_waiter_locked();
@@ -155,6 +155,8 @@ public:
     }
 
 private:
+    static constexpr detail::wait_kind kind{"wait_group wait"};
+
     wait_group* wg_;
     detail::blocked_op op_;
     detail::waiter waiter_;

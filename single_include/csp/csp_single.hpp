@@ -382,8 +382,16 @@ inline std::int64_t coarse_now_ns() noexcept {
     return std::int64_t(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
 }
 
-/// The optional part of a wait: for a channel operation the element type
-/// and capacity; for a select the number of cases.
+/// What kind of wait a goroutine is in: the text a dump shows and, for a
+/// channel operation, the element type. One static instance per kind (and
+/// element type), so that a wait record stores one pointer for both.
+struct wait_kind {
+    const char* what;
+    const std::type_info* element = nullptr;  ///< channel element type; null if not a channel operation
+};
+
+/// The optional part of a wait, as a snapshot shows it: for a channel
+/// operation the element type and capacity; for a select the number of cases.
 struct wait_detail {
     const std::type_info* element = nullptr;  ///< channel element type; null if not a channel operation
     std::size_t count = 0;                    ///< channel capacity, or the number of select cases
@@ -394,26 +402,34 @@ struct wait_snapshot {
     const char* what = nullptr;  ///< null: not blocked in csp
     const void* object = nullptr;
     wait_detail detail;
-    std::int64_t since_ns = 0;  ///< coarse_now_ns() when it parked
+    std::int64_t since_ns = 0;  ///< coarse_now_ns() when it parked (to the millisecond)
     bool torn = false;          ///< the goroutine kept changing while we read it
 };
 
+/// The record itself: 28 bytes of data, in a 32-byte object whose last 4
+/// bytes goroutine_node reuses (it is a non-POD, so its tail padding can hold
+/// a [[no_unique_address]] neighbour's fields). It is kept small because
+/// every goroutine carries one (SPEC §9, W6): the kind is one pointer to a
+/// static descriptor, the count and the park time are 32 bits each.
 class goroutine_wait {
 public:
-    /// Records a wait. Called by the goroutine itself.
-    void set(const char* what, const void* object, wait_detail d) noexcept {
+    goroutine_wait() noexcept = default;
+
+    /// Records a wait. Called by the goroutine itself. A count beyond 32
+    /// bits (a channel capacity over 4 billion) is recorded as 2^32 - 1.
+    void set(const wait_kind& kind, const void* object, std::size_t count) noexcept {
+        auto count32 = static_cast<std::uint32_t>(count > UINT32_MAX ? UINT32_MAX : count);
         write([&] {
             object_.store(object, std::memory_order_release);
-            element_.store(d.element, std::memory_order_release);
-            count_.store(d.count, std::memory_order_release);
-            since_.store(coarse_now_ns(), std::memory_order_release);
-            what_.store(what, std::memory_order_release);
+            count_.store(count32, std::memory_order_release);
+            since_ms_.store(coarse_now_ms32(), std::memory_order_release);
+            kind_.store(&kind, std::memory_order_release);
         });
     }
 
     /// Clears the wait. Called by the goroutine itself.
     void clear() noexcept {
-        write([&] { what_.store(nullptr, std::memory_order_release); });
+        write([&] { kind_.store(nullptr, std::memory_order_release); });
     }
 
     /// Reads the record consistently; from any thread.
@@ -426,16 +442,21 @@ public:
                 std::this_thread::yield();  // a write is in progress: a few stores, let it finish
                 continue;
             }
-            wait_snapshot s;
             // acquire on each field: a field value from a newer write makes
             // that write's odd sequence store visible, so the check below
             // fails; acquire also keeps the final sequence load after these.
-            s.what = what_.load(std::memory_order_acquire);
-            s.object = object_.load(std::memory_order_acquire);
-            s.detail.element = element_.load(std::memory_order_acquire);
-            s.detail.count = count_.load(std::memory_order_acquire);
-            s.since_ns = since_.load(std::memory_order_acquire);
-            if (seq_.load(std::memory_order_relaxed) == before) return s;
+            const wait_kind* kind = kind_.load(std::memory_order_acquire);
+            const void* object = object_.load(std::memory_order_acquire);
+            std::uint32_t count = count_.load(std::memory_order_acquire);
+            std::uint32_t since_ms = since_ms_.load(std::memory_order_acquire);
+            if (seq_.load(std::memory_order_relaxed) != before) continue;
+            wait_snapshot s;
+            if (!kind) return s;
+            s.what = kind->what;
+            s.object = object;
+            s.detail = {kind->element, count};
+            s.since_ns = since_ns_of(since_ms);
+            return s;
         }
         wait_snapshot s;
         s.torn = true;
@@ -443,6 +464,19 @@ public:
     }
 
 private:
+    /// The coarse clock in milliseconds, truncated to 32 bits: it wraps
+    /// every 49.7 days, so durations are exact for waits shorter than that.
+    static std::uint32_t coarse_now_ms32() noexcept {
+        return static_cast<std::uint32_t>(coarse_now_ns() / 1'000'000);
+    }
+    /// The full coarse time of a 32-bit park time, taking it as the latest
+    /// such time not after now (unsigned subtraction undoes the wrap).
+    static std::int64_t since_ns_of(std::uint32_t since_ms) noexcept {
+        std::int64_t now = coarse_now_ns();
+        std::uint32_t elapsed_ms = static_cast<std::uint32_t>(now / 1'000'000) - since_ms;
+        return now - std::int64_t(elapsed_ms) * 1'000'000;
+    }
+
     template <class Fields>
     void write(Fields fields) noexcept {
         // relaxed load: only this goroutine writes seq_, and its previous
@@ -456,13 +490,16 @@ private:
         seq_.store(s + 2, std::memory_order_release);
     }
 
-    std::atomic<std::uint32_t> seq_{0};
-    std::atomic<const char*> what_{nullptr};
+    // Pointers first, then the 32-bit fields, so that the 4 bytes of tail
+    // padding are at the end, where goroutine_node can use them.
+    std::atomic<const wait_kind*> kind_{nullptr};  // null: not waiting
     std::atomic<const void*> object_{nullptr};
-    std::atomic<const std::type_info*> element_{nullptr};
-    std::atomic<std::size_t> count_{0};
-    std::atomic<std::int64_t> since_{0};
+    std::atomic<std::uint32_t> seq_{0};
+    std::atomic<std::uint32_t> count_{0};
+    std::atomic<std::uint32_t> since_ms_{0};
 };
+
+static_assert(sizeof(goroutine_wait) == 32, "goroutine_wait: 28 bytes of fields, 4 of tail padding");
 
 }  // namespace csp::detail
 // ---- end csp/detail/goroutine_wait.hpp ----
@@ -583,32 +620,138 @@ inline void format_goroutine(std::string& out, const goroutine_snapshot& g, std:
 }  // namespace csp::detail
 // ---- end csp/detail/goroutine_format.hpp ----
 
+// ---- begin csp/detail/origin_table.hpp ----
+// csp/detail/origin_table.hpp - goroutine start locations, interned.
+//
+// Every goroutine remembers where it was started, for dumps and deadlock
+// reports. A csp::source_location is three words; a goroutine node keeps
+// one pointer to an interned copy instead (SPEC §9, W6: a parked goroutine
+// costs at most 256 bytes). The set of start locations is the set of
+// csp::go / csp::spawn call sites, small and fixed by the program, so the
+// copies live for the whole process and are never freed.
+//
+// Interning costs a spawn one hash and one comparison in a per-thread,
+// direct-mapped cache; only a thread's first spawn from a call site (or a
+// collision) takes the process-wide lock.
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <mutex>
+#include <unordered_set>
+
+
+namespace csp::detail {
+
+class origin_table {
+public:
+    /// A copy of `where` that lives as long as the process.
+    static const csp::source_location* intern(const csp::source_location& where) {
+        const csp::source_location*& cached = thread_cache()[slot_of(where)];
+        if (cached && same(*cached, where)) return cached;
+        cached = instance().find_or_add(where);
+        return cached;
+    }
+
+private:
+    static constexpr std::size_t cache_slots = 64;
+
+    // The builtins hand out addresses of string literals, so a call site's
+    // file and function pointers are fixed: hash and compare them, not the
+    // text. (Equal text at different addresses only costs a second copy.)
+    static bool same(const csp::source_location& a, const csp::source_location& b) noexcept {
+        return a.line() == b.line() && a.file_name() == b.file_name() && a.function_name() == b.function_name();
+    }
+    static std::size_t slot_of(const csp::source_location& where) noexcept {
+        std::size_t h = slot_of_full(where);
+        return (h ^ (h >> 7)) % cache_slots;
+    }
+
+    // Never destroyed: goroutines may be started during static destruction.
+    static origin_table& instance() {
+        static origin_table* table = new origin_table;
+        return *table;
+    }
+    [[gnu::noinline]] static std::array<const csp::source_location*, cache_slots>& thread_cache() noexcept {
+        thread_local std::array<const csp::source_location*, cache_slots> cache{};
+        return cache;
+    }
+
+    struct key_hash {
+        std::size_t operator()(const csp::source_location& l) const noexcept { return slot_of_full(l); }
+    };
+    struct key_equal {
+        bool operator()(const csp::source_location& a, const csp::source_location& b) const noexcept {
+            return same(a, b);
+        }
+    };
+    static std::size_t slot_of_full(const csp::source_location& where) noexcept {
+        auto h = reinterpret_cast<std::uintptr_t>(where.file_name()) * 31 + where.line();
+        return h ^ (reinterpret_cast<std::uintptr_t>(where.function_name()) >> 4);
+    }
+
+    const csp::source_location* find_or_add(const csp::source_location& where) {
+        std::lock_guard lock(mu_);
+        return &*known_.insert(where).first;  // elements of an unordered_set never move
+    }
+
+    std::mutex mu_;
+    std::unordered_set<csp::source_location, key_hash, key_equal> known_;
+};
+
+}  // namespace csp::detail
+// ---- end csp/detail/origin_table.hpp ----
+
 namespace csp::detail {
 
 /// Intrusive link that each goroutine frame carries in its promise, with
 /// what a deadlock report or a goroutine dump says about the goroutine.
+///
+/// Every goroutine carries one, parked or not, so its layout is kept tight
+/// (SPEC §9, W6: a parked goroutine costs at most 256 bytes): 64 bytes.
 struct goroutine_node {
+    // The registry's list links, guarded by the registry's lock.
     goroutine_node* prev = nullptr;
     goroutine_node* next = nullptr;
-    std::coroutine_handle<> frame;
-    /// Process-wide, in start order (Go's goroutine ids); set by the registry.
+    /// Unique in the process, increasing per starting thread (Go's goroutine
+    /// ids; see goroutine_ids); set by the registry.
     std::uint64_t id = 0;
-    /// Where the goroutine was started (csp::go / csp::spawn call site).
-    csp::source_location origin;
+    /// Where the goroutine was started (csp::go / csp::spawn call site),
+    /// interned (detail/origin_table.hpp): one pointer instead of three words.
+    const csp::source_location* origin = &unknown_origin;
     /// What it is blocked on, if anything. Written by the goroutine itself,
     /// read by dumps from any thread (see goroutine_wait.hpp).
-    goroutine_wait wait;
+    [[no_unique_address]] goroutine_wait wait;
+    /// Where the goroutine's root frame starts, as an offset back from this
+    /// node (which lives inside it): 4 bytes in the wait record's tail
+    /// padding instead of an 8-byte handle. Set by set_frame().
+    std::int32_t frame_offset = 0;
+
+    /// The root frame, which the registry destroys at shutdown.
+    std::coroutine_handle<> frame() const noexcept {
+        return std::coroutine_handle<>::from_address(
+            const_cast<char*>(reinterpret_cast<const char*>(this) - frame_offset));
+    }
+    /// Records `root`, the frame this node is part of.
+    void set_frame(std::coroutine_handle<> root) noexcept {
+        frame_offset = static_cast<std::int32_t>(reinterpret_cast<const char*>(this) -
+                                                 static_cast<const char*>(root.address()));
+    }
+
+    static constexpr csp::source_location unknown_origin{};
 };
+
+static_assert(sizeof(goroutine_node) == 64, "goroutine_node: the frame offset must share the wait record's tail padding");
 
 /// Marks a goroutine as parked on something, for the duration of a wait.
 /// Awaiters call park() from await_suspend (before the wait can complete)
 /// and unpark() from await_resume. Goroutine-less coroutines (sync_wait) have
-/// no node and are not tracked.
+/// no node and are not tracked. `kind` must be static (see wait_kind).
 class wait_note {
 public:
-    void park(goroutine_node* g, const char* what, const void* object, wait_detail detail = {}) noexcept {
+    void park(goroutine_node* g, const wait_kind& kind, const void* object, std::size_t count = 0) noexcept {
         g_ = g;
-        if (g) g->wait.set(what, object, detail);
+        if (g) g->wait.set(kind, object, count);
     }
     void unpark() noexcept {
         if (g_) g_->wait.clear();
@@ -826,7 +969,7 @@ private:
         std::coroutine_handle<> unlink_any() noexcept {
             std::lock_guard lock(mu);
             if (!head) return {};
-            std::coroutine_handle<> frame = head->frame;
+            std::coroutine_handle<> frame = head->frame();
             unlink_locked(*head);
             return frame;
         }
@@ -836,7 +979,7 @@ private:
         }
         void append_snapshots(std::vector<goroutine_snapshot>& out) const {
             std::lock_guard lock(mu);  // keeps every listed node alive while we read it
-            for (goroutine_node* n = head; n; n = n->next) out.push_back({n->id, n->origin, n->wait.read()});
+            for (goroutine_node* n = head; n; n = n->next) out.push_back({n->id, *n->origin, n->wait.read()});
         }
         // A node is linked iff it has a predecessor or is the head.
         void unlink_locked(goroutine_node& n) noexcept {
@@ -1044,10 +1187,11 @@ enum class wait_status : unsigned char { pending, ok, closed };
 struct blocked_op {
     static constexpr int not_fired = -1;
 
-    /// Index of the case that completed, or not_fired.
-    std::atomic<int> fired{not_fired};
     std::coroutine_handle<> handle;
     executor_ref executor;
+    /// Index of the case that completed, or not_fired. Last, so that an
+    /// awaiter can keep a flag in the tail padding after it.
+    std::atomic<int> fired{not_fired};
 
     /// Claims the op for `case_index`. Called with the lock of the queue
     /// holding the waiter. acq_rel: a successful claim orders after the
@@ -1069,8 +1213,6 @@ struct waiter {
     waiter* prev = nullptr;
     waiter* next = nullptr;
     blocked_op* op = nullptr;
-    /// send: the T to move from; receive: the std::optional<T> to fill.
-    void* slot = nullptr;
     int case_index = 0;
     /// Written by the counterpart that completes this waiter.
     wait_status status = wait_status::pending;
@@ -1147,6 +1289,14 @@ struct channel_base {
     wait_queue recvq;
 };
 
+// Where a waiter queued on a channel of T gives or takes its value: the
+// send_awaiter<T> or recv_awaiter<T> that it is the base of (channel.hpp
+// defines both; every waiter in a channel's queues belongs to one).
+template <class T>
+T& send_source(waiter& w) noexcept;
+template <class T>
+std::optional<T>& receive_target(waiter& w) noexcept;
+
 template <class T>
 class channel_state : public channel_base {
 public:
@@ -1161,7 +1311,7 @@ public:
         if (closed) return chan_status::closed;
         if (waiter* r = recvq.claim_front()) {
             // I2: the buffer is empty, so handing over directly keeps FIFO.
-            static_cast<std::optional<T>*>(r->slot)->emplace(std::move(src));
+            receive_target<T>(*r).emplace(std::move(src));
             complete(*r, wait_status::ok);
             return chan_status::ok;
         }
@@ -1176,7 +1326,7 @@ public:
     /// waiting. On closed, `out` stays empty.
     chan_status try_recv_locked(std::optional<T>& out) noexcept {
         if (waiter* s = sendq.claim_front()) {
-            T& sent = *static_cast<T*>(s->slot);
+            T& sent = send_source<T>(*s);
             if (buffer_.capacity() == 0) {
                 out.emplace(std::move(sent));
             } else {
@@ -1248,7 +1398,9 @@ private:
 
 #include <atomic>
 #include <coroutine>
+#include <cstdint>
 #include <exception>
+#include <new>
 #include <optional>
 #include <stdexcept>
 #include <type_traits>
@@ -1485,11 +1637,10 @@ public:
         template <class Promise>
         std::coroutine_handle<> await_suspend(std::coroutine_handle<Promise> self) noexcept {
             task_promise_base& p = self.promise();
-            if (p.registry_) {
-                // The root of a goroutine: nobody awaits it. Report an
-                // escaping exception, then free the frame (allowed here: the
-                // coroutine is suspended), which leaves the registry.
-                if (p.error_) p.registry_->report(p.error_);
+            if (p.is_root()) {
+                // The root of a goroutine: nobody awaits it (an escaping
+                // exception was reported already). Free the frame (allowed
+                // here: the coroutine is suspended), which leaves the registry.
                 self.destroy();
                 return std::noop_coroutine();
             }
@@ -1500,38 +1651,47 @@ public:
 #endif
             // Transfer back to whoever awaited us. A task that was never
             // awaited has nothing to go back to.
-            return p.continuation_ ? p.continuation_ : std::noop_coroutine();
+            if (!p.link_) return std::noop_coroutine();
+            return std::coroutine_handle<>::from_address(reinterpret_cast<void*>(p.link_));
         }
         void await_resume() noexcept {}
     };
     final_awaiter final_suspend() noexcept { return {}; }
 
-    void unhandled_exception() noexcept { error_ = std::current_exception(); }
+    /// A root reports an escaping exception to its registry at once (nobody
+    /// awaits it); any other task keeps it for its awaiter.
+    void unhandled_exception() noexcept {
+        if (is_root()) registry()->report(std::current_exception());
+        else child_.error = std::current_exception();
+    }
 
-    void set_continuation(std::coroutine_handle<> c) noexcept { continuation_ = c; }
+    void set_continuation(std::coroutine_handle<> c) noexcept { link_ = reinterpret_cast<std::uintptr_t>(c.address()); }
 
     /// Makes this task the root of a goroutine (see csp::spawn): it joins
     /// `registry`, frees its own frame when it ends and reports an escaping
     /// exception to the registry. One frame per goroutine, no wrapper.
+    /// `origin` is interned (detail/origin_table.hpp).
     void detach_into(goroutine_registry& registry, std::coroutine_handle<> self,
-                     const csp::source_location& origin) noexcept {
-        registry_ = &registry;
-        node_.frame = self;
+                     const csp::source_location* origin) noexcept {
+        child_.~child_state();  // not started yet: nothing to keep
+        new (&node_) goroutine_node();
+        link_ = reinterpret_cast<std::uintptr_t>(&registry) | root_tag;
+        node_.set_frame(self);
         node_.origin = origin;
-        goroutine_ = &node_;
         registry.add(node_);
     }
 
     /// The goroutine this task runs in (set on the root by detach_into and
     /// handed down to each awaited task), or null outside goroutines.
-    goroutine_node* goroutine() const noexcept { return goroutine_; }
-    void set_goroutine(goroutine_node* g) noexcept { goroutine_ = g; }
+    goroutine_node* goroutine() noexcept { return is_root() ? &node_ : child_.goroutine; }
+    void set_goroutine(goroutine_node* g) noexcept { child_.goroutine = g; }  // awaited tasks are never roots
 
-    task_promise_base() = default;
+    task_promise_base() noexcept : child_() {}
     task_promise_base(const task_promise_base&) = delete;
     task_promise_base& operator=(const task_promise_base&) = delete;
     ~task_promise_base() {
-        if (registry_) registry_->remove(node_);  // finished, or destroyed at shutdown
+        if (is_root()) registry()->remove(node_);  // finished, or destroyed at shutdown
+        else child_.~child_state();
     }
 
 #if !CSP_DETAIL_TAIL_CALLS
@@ -1547,15 +1707,32 @@ public:
 
 protected:
     void rethrow_if_failed() const {
-        if (error_) std::rethrow_exception(error_);
+        if (!is_root() && child_.error) std::rethrow_exception(child_.error);
     }
 
 private:
-    std::coroutine_handle<> continuation_;
-    std::exception_ptr error_;
-    goroutine_registry* registry_ = nullptr;  // non-null: the detached root of a goroutine
-    goroutine_node* goroutine_ = nullptr;
-    goroutine_node node_;
+    // A task is either the root of a goroutine (detach_into) or a task that
+    // is awaited, and needs different things in each role; every goroutine
+    // frame carries a promise, so the two share storage (SPEC §9, W6):
+    //   * a root: its registry (in link_, tagged) and the goroutine's node;
+    //     nobody awaits it, so no continuation and no stored exception;
+    //   * an awaited task: its continuation (in link_), the exception for
+    //     its awaiter and the goroutine of that awaiter (child_state).
+    struct child_state {
+        std::exception_ptr error;
+        goroutine_node* goroutine = nullptr;
+    };
+    static_assert(std::is_trivially_destructible_v<goroutine_node>);
+
+    static constexpr std::uintptr_t root_tag = 1;  // registries are aligned: bit 0 is free
+    bool is_root() const noexcept { return link_ & root_tag; }
+    goroutine_registry* registry() const noexcept { return reinterpret_cast<goroutine_registry*>(link_ & ~root_tag); }
+
+    std::uintptr_t link_ = 0;  // a root: its registry | root_tag; otherwise the continuation's address, or 0
+    union {
+        child_state child_;  // not a root
+        goroutine_node node_;  // a root
+    };
 #if !CSP_DETAIL_TAIL_CALLS
     std::atomic<bool> awaiter_suspended_{false};
 #endif
@@ -1712,13 +1889,18 @@ inline bool should_yield() noexcept { return !consume_budget() && current_execut
 /// interface" below), so a channel operation is the same object whether it
 /// is awaited alone or as a case of a select.
 ///
+/// The waiter is a base, not a member, so that a counterpart holding the
+/// waiter can reach the awaiter's value (send_source / receive_target) and
+/// the awaiter's flags can sit in the waiter's tail padding: every parked
+/// goroutine carries one of these (SPEC §9, W6), so they are kept tight.
+///
 /// `armed_` is only touched by the owning coroutine. If the coroutine is
 /// destroyed while armed (runtime shutdown), the destructor unlinks the
 /// waiter under the channel lock, which also waits out a wake-up that a
 /// counterpart may be delivering at that moment.
-class channel_op_base {
+class channel_op_base : private waiter {
 public:
-    channel_op_base(channel_op_base&& other) noexcept : ch_(other.ch_), is_send_(other.is_send_) {
+    channel_op_base(channel_op_base&& other) noexcept : waiter(), is_send_(other.is_send_), ch_(other.ch_) {
         // Awaiters may be moved (into a select, or by a compiler that copies
         // co_await operands) until they are awaited; never once armed.
         if (other.armed_) std::terminate();
@@ -1731,25 +1913,28 @@ public:
     spin_mutex* case_mutex() const noexcept { return ch_ ? &ch_->mu : nullptr; }
 
     /// Queues this case's waiter for `op` as case `index`. Requires the lock.
-    void case_arm_locked(blocked_op& op, int index, void* slot) noexcept {
-        waiter_.op = &op;
-        waiter_.case_index = index;
-        waiter_.slot = slot;
-        waiter_.status = wait_status::pending;
+    void case_arm_locked(blocked_op& op, int index) noexcept {
+        waiter::op = &op;
+        case_index = index;
+        status = wait_status::pending;
         armed_ = true;
-        queue().push_back(waiter_);
+        queue().push_back(*this);
     }
 
     /// Unlinks the waiter if a counterpart did not already. Takes the lock.
     void case_disarm() noexcept {
         if (!armed_) return;
         std::lock_guard lock(ch_->mu);
-        queue().remove(waiter_);
+        queue().remove(*this);
         armed_ = false;
     }
 
 protected:
-    channel_op_base(channel_base* ch, bool is_send) noexcept : ch_(ch), is_send_(is_send) {}
+    channel_op_base(channel_base* ch, bool is_send) noexcept : is_send_(is_send), ch_(ch) {}
+
+    /// The operation that queued `w` (every waiter in a channel's queues is
+    /// the base of a send_awaiter or recv_awaiter of that channel's T).
+    static channel_op_base& owner_of(waiter& w) noexcept { return static_cast<channel_op_base&>(w); }
     ~channel_op_base() { case_disarm(); }
 
     /// True while parked on the channel (a plain co_await or a select arm),
@@ -1775,11 +1960,9 @@ protected:
 
     /// Parks a plain co_await. Called from await_suspend with ch_->mu held
     /// (or with ch_ null for a nil channel, which parks forever, unqueued).
-    /// `detail` (element type, capacity) is for goroutine dumps.
-    void park(std::coroutine_handle<> h, void* slot, goroutine_node* g, wait_detail detail) {
-        note_.park(g, is_send_ ? (ch_ ? "send on channel" : "send on nil channel")
-                               : (ch_ ? "receive from channel" : "receive from nil channel"),
-                   ch_, detail);
+    /// `kind` and `capacity` are for goroutine dumps.
+    void park(std::coroutine_handle<> h, goroutine_node* g, const wait_kind& kind, std::size_t capacity) {
+        note_.park(g, kind, ch_, capacity);
         if (!ch_) return;
         executor_ref ex = current_executor();
         if (!ex) {
@@ -1789,7 +1972,7 @@ protected:
         own_op_.fired.store(blocked_op::not_fired, std::memory_order_relaxed);  // the awaiter may be reused
         own_op_.handle = h;
         own_op_.executor = ex;
-        case_arm_locked(own_op_, 0, slot);
+        case_arm_locked(own_op_, 0);
         ch_->mu.unlock();  // from here on this frame may be resumed on another thread
     }
 
@@ -1799,25 +1982,36 @@ public:
     wait_status take_outcome() noexcept {
         armed_ = false;
         note_.unpark();
-        return waiter_.status;
+        return status;
     }
-
-protected:
-
-    channel_base* ch_;
 
 private:
     wait_queue& queue() noexcept { return is_send_ ? ch_->sendq : ch_->recvq; }
 
-    waiter waiter_;
-    blocked_op own_op_;
-    wait_note note_;
+    // Every parked goroutine carries one of these (SPEC §9, W6), so the
+    // flags fill padding: the first two the waiter base's tail, the third
+    // own_op_'s (tests/test_parked_memory.cpp checks the size).
     bool is_send_;
     bool armed_ = false;
+    [[no_unique_address]] blocked_op own_op_;
     bool yield_instead_ = false;
+    wait_note note_;
 
-
+protected:
+    channel_base* ch_;
 };
+
+/// What a dump says of a goroutine blocked on a channel of T: one static
+/// descriptor per operation, element type and nil-ness (see wait_kind).
+template <class T, bool Send, bool Nil>
+inline constexpr wait_kind channel_wait_kind{Send ? (Nil ? "send on nil channel" : "send on channel")
+                                                  : (Nil ? "receive from nil channel" : "receive from channel"),
+                                             &typeid(T)};
+
+template <class T, bool Send>
+const wait_kind& channel_wait_kind_of(const channel_base* ch) noexcept {
+    return ch ? channel_wait_kind<T, Send, false> : channel_wait_kind<T, Send, true>;
+}
 
 [[noreturn]] inline void throw_send_on_closed() { throw channel_closed("csp: send on closed channel"); }
 
@@ -1848,7 +2042,7 @@ public:
     template <class P>
     void await_suspend(std::coroutine_handle<P> h) {
         if (yielded(h)) return;
-        park(h, src_, detail::goroutine_of(h), {&typeid(T), ch_ ? state()->capacity() : 0});
+        park(h, detail::goroutine_of(h), detail::channel_wait_kind_of<T, true>(ch_), ch_ ? state()->capacity() : 0);
     }
     void await_resume() {
         if (armed()) case_woken();  // parked: the counterpart decided
@@ -1863,9 +2057,7 @@ public:
         status_ = state()->try_send_locked(*src_);
         return status_ != chan_status::would_block;
     }
-    void case_arm_locked(detail::blocked_op& op, int index) noexcept {
-        channel_op_base::case_arm_locked(op, index, src_);
-    }
+    void case_arm_locked(detail::blocked_op& op, int index) noexcept { channel_op_base::case_arm_locked(op, index); }
     /// Records the verdict of the counterpart that completed this armed case.
     void case_woken() noexcept {
         status_ = take_outcome() == detail::wait_status::ok ? chan_status::ok : chan_status::closed;
@@ -1877,6 +2069,10 @@ public:
     }
 
 private:
+    friend T& detail::send_source<T>(detail::waiter&) noexcept;
+    /// The value that the send queued as `w` offers.
+    static T& source_of(detail::waiter& w) noexcept { return *static_cast<send_awaiter&>(owner_of(w)).src_; }
+
     detail::channel_state<T>* state() const noexcept { return static_cast<detail::channel_state<T>*>(ch_); }
 
     std::optional<T> copy_;  // the copy of an lvalue argument, made before the send
@@ -1903,7 +2099,7 @@ public:
     template <class P>
     void await_suspend(std::coroutine_handle<P> h) {
         if (yielded(h)) return;
-        park(h, &result_, detail::goroutine_of(h), {&typeid(T), ch_ ? state()->capacity() : 0});
+        park(h, detail::goroutine_of(h), detail::channel_wait_kind_of<T, false>(ch_), ch_ ? state()->capacity() : 0);
     }
     std::optional<T> await_resume() {
         if (armed()) case_woken();  // parked: the counterpart filled result_ or closed
@@ -1915,9 +2111,7 @@ public:
     /// Tries to receive now; true if the case completed (a value, or closed
     /// and drained). Requires the lock.
     bool case_try_locked() noexcept { return state()->try_recv_locked(result_) != chan_status::would_block; }
-    void case_arm_locked(detail::blocked_op& op, int index) noexcept {
-        channel_op_base::case_arm_locked(op, index, &result_);
-    }
+    void case_arm_locked(detail::blocked_op& op, int index) noexcept { channel_op_base::case_arm_locked(op, index); }
     /// The counterpart filled result_ (ok) or left it empty (closed).
     void case_woken() noexcept { take_outcome(); }
     std::optional<T> case_result() noexcept(std::is_nothrow_move_constructible_v<T>) {
@@ -1927,10 +2121,27 @@ public:
     }
 
 private:
+    friend std::optional<T>& detail::receive_target<T>(detail::waiter&) noexcept;
+    /// Where the receive queued as `w` takes its value.
+    static std::optional<T>& target_of(detail::waiter& w) noexcept {
+        return static_cast<recv_awaiter&>(owner_of(w)).result_;
+    }
+
     detail::channel_state<T>* state() const noexcept { return static_cast<detail::channel_state<T>*>(ch_); }
 
     std::optional<T> result_;
 };
+
+namespace detail {
+template <class T>
+T& send_source(waiter& w) noexcept {
+    return send_awaiter<T>::source_of(w);
+}
+template <class T>
+std::optional<T>& receive_target(waiter& w) noexcept {
+    return recv_awaiter<T>::target_of(w);
+}
+}  // namespace detail
 
 /// A channel handle. Copies share one channel; the operations are const
 /// because they change the channel, not the handle (capture channels by
@@ -2283,9 +2494,10 @@ task<> invoke_detached(F f, Args... args) {
 
 template <class T>
 void start(executor_ref ex, task<T> t, const csp::source_location& origin) {
+    if (!t.valid()) throw std::logic_error("csp::spawn: empty (moved-from) task");
+    const csp::source_location* where = detail::origin_table::intern(origin);  // may throw: before release
     auto h = t.release();
-    if (!h) throw std::logic_error("csp::spawn: empty (moved-from) task");
-    h.promise().detach_into(ex.goroutines(), h, origin);
+    h.promise().detach_into(ex.goroutines(), h, where);
     ex.post(h);
 }
 
@@ -3163,6 +3375,9 @@ inline poller& current_poller() {
 
 /// Waits for one direction of one source: the awaiter behind
 /// csp::readable/writable, and a case of select.
+inline constexpr wait_kind readable_kind{"wait for fd readable"};
+inline constexpr wait_kind writable_kind{"wait for fd writable"};
+
 class io_wait {
 public:
     io_wait(io_source* s, io_direction d) noexcept : source_(s), direction_(d) {}
@@ -3185,8 +3400,7 @@ public:
             source_->mu.unlock();
             require_current_executor("csp::readable / csp::writable");
         }
-        note_.park(goroutine_of(h), direction_ == io_direction::read ? "wait for fd readable" : "wait for fd writable",
-                   source_);
+        note_.park(goroutine_of(h), direction_ == io_direction::read ? readable_kind : writable_kind, source_);
         own_op_.fired.store(blocked_op::not_fired, std::memory_order_relaxed);
         own_op_.handle = h;
         own_op_.executor = ex;
@@ -3538,6 +3752,8 @@ private:
 
 inline constexpr int default_fired = -2;
 
+inline constexpr wait_kind select_kind{"select"};
+
 /// A select that completed at once still yields when the thread's
 /// cooperative budget is spent (detail/budget.hpp). True if it re-queued `h`.
 inline bool yield_if_budget_spent(std::coroutine_handle<> h) {
@@ -3689,7 +3905,7 @@ public:
 
     // The table interface of select_start/select_finish.
     std::size_t size() const noexcept { return N; }
-    void note_parked() noexcept { note_.park(goroutine_, "select", nullptr, {nullptr, N}); }
+    void note_parked() noexcept { note_.park(goroutine_, select_kind, nullptr, N); }
     spin_mutex* mutex(std::size_t i) noexcept {
         return dispatch(i, [&](auto c) -> spin_mutex* {
             if constexpr (is_default_case<std::tuple_element_t<c, std::tuple<Cases...>>>) return nullptr;
@@ -3789,7 +4005,7 @@ public:
     }
 
     std::size_t size() const noexcept { return cases_.size(); }
-    void note_parked() noexcept { note_.park(goroutine_, "select", nullptr, {nullptr, cases_.size()}); }
+    void note_parked() noexcept { note_.park(goroutine_, select_kind, nullptr, cases_.size()); }
     spin_mutex* mutex(std::size_t i) noexcept { return cases_[i].case_mutex(); }
     bool try_locked(std::size_t i) noexcept { return cases_[i].case_try_locked(); }
     void arm_locked(std::size_t i, blocked_op& op) noexcept { cases_[i].case_arm_locked(op, int(i)); }
@@ -3936,6 +4152,8 @@ inline clock::time_point now() noexcept { return detail::current_timers().now();
 
 namespace detail {
 
+inline constexpr wait_kind sleep_kind{"sleep"};
+
 /// A one-shot timer that completes at `deadline`: the awaiter behind
 /// sleep_for/sleep_until, and a case of select (csp::after).
 class deadline_timer {
@@ -3962,7 +4180,7 @@ public:
     bool await_ready() const noexcept { return queue_->now() >= node_.deadline; }
     template <class P>
     void await_suspend(std::coroutine_handle<P> h) {
-        note_.park(goroutine_of(h), "sleep", this);
+        note_.park(goroutine_of(h), sleep_kind, this);
         own_op_.fired.store(blocked_op::not_fired, std::memory_order_relaxed);
         own_op_.handle = h;
         own_op_.executor = require_current_executor("csp::sleep_for / csp::after");
@@ -6147,7 +6365,7 @@ public:
 
     template <class P>
     void await_suspend(std::coroutine_handle<P> h) {
-        note_.park(detail::goroutine_of(h), "wait_group wait", wg_);
+        note_.park(detail::goroutine_of(h), kind, wg_);
         executor_ref ex = detail::current_executor();
         if (!ex) {
             wg_->uncount_waiter_locked();
@@ -6175,6 +6393,8 @@ public:
     }
 
 private:
+    static constexpr detail::wait_kind kind{"wait_group wait"};
+
     wait_group* wg_;
     detail::blocked_op op_;
     detail::waiter waiter_;

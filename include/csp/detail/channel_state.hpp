@@ -48,6 +48,14 @@ struct channel_base {
     wait_queue recvq;
 };
 
+// Where a waiter queued on a channel of T gives or takes its value: the
+// send_awaiter<T> or recv_awaiter<T> that it is the base of (channel.hpp
+// defines both; every waiter in a channel's queues belongs to one).
+template <class T>
+T& send_source(waiter& w) noexcept;
+template <class T>
+std::optional<T>& receive_target(waiter& w) noexcept;
+
 template <class T>
 class channel_state : public channel_base {
 public:
@@ -62,7 +70,7 @@ public:
         if (closed) return chan_status::closed;
         if (waiter* r = recvq.claim_front()) {
             // I2: the buffer is empty, so handing over directly keeps FIFO.
-            static_cast<std::optional<T>*>(r->slot)->emplace(std::move(src));
+            receive_target<T>(*r).emplace(std::move(src));
             complete(*r, wait_status::ok);
             return chan_status::ok;
         }
@@ -77,7 +85,7 @@ public:
     /// waiting. On closed, `out` stays empty.
     chan_status try_recv_locked(std::optional<T>& out) noexcept {
         if (waiter* s = sendq.claim_front()) {
-            T& sent = *static_cast<T*>(s->slot);
+            T& sent = send_source<T>(*s);
             if (buffer_.capacity() == 0) {
                 out.emplace(std::move(sent));
             } else {

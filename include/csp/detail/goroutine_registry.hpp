@@ -36,6 +36,7 @@
 
 #include "goroutine_format.hpp"
 #include "goroutine_wait.hpp"
+#include "origin_table.hpp"
 #include "source_location.hpp"
 #include "spin_mutex.hpp"
 
@@ -43,28 +44,52 @@ namespace csp::detail {
 
 /// Intrusive link that each goroutine frame carries in its promise, with
 /// what a deadlock report or a goroutine dump says about the goroutine.
+///
+/// Every goroutine carries one, parked or not, so its layout is kept tight
+/// (SPEC §9, W6: a parked goroutine costs at most 256 bytes): 64 bytes.
 struct goroutine_node {
+    // The registry's list links, guarded by the registry's lock.
     goroutine_node* prev = nullptr;
     goroutine_node* next = nullptr;
-    std::coroutine_handle<> frame;
-    /// Process-wide, in start order (Go's goroutine ids); set by the registry.
+    /// Unique in the process, increasing per starting thread (Go's goroutine
+    /// ids; see goroutine_ids); set by the registry.
     std::uint64_t id = 0;
-    /// Where the goroutine was started (csp::go / csp::spawn call site).
-    csp::source_location origin;
+    /// Where the goroutine was started (csp::go / csp::spawn call site),
+    /// interned (detail/origin_table.hpp): one pointer instead of three words.
+    const csp::source_location* origin = &unknown_origin;
     /// What it is blocked on, if anything. Written by the goroutine itself,
     /// read by dumps from any thread (see goroutine_wait.hpp).
-    goroutine_wait wait;
+    [[no_unique_address]] goroutine_wait wait;
+    /// Where the goroutine's root frame starts, as an offset back from this
+    /// node (which lives inside it): 4 bytes in the wait record's tail
+    /// padding instead of an 8-byte handle. Set by set_frame().
+    std::int32_t frame_offset = 0;
+
+    /// The root frame, which the registry destroys at shutdown.
+    std::coroutine_handle<> frame() const noexcept {
+        return std::coroutine_handle<>::from_address(
+            const_cast<char*>(reinterpret_cast<const char*>(this) - frame_offset));
+    }
+    /// Records `root`, the frame this node is part of.
+    void set_frame(std::coroutine_handle<> root) noexcept {
+        frame_offset = static_cast<std::int32_t>(reinterpret_cast<const char*>(this) -
+                                                 static_cast<const char*>(root.address()));
+    }
+
+    static constexpr csp::source_location unknown_origin{};
 };
+
+static_assert(sizeof(goroutine_node) == 64, "goroutine_node: the frame offset must share the wait record's tail padding");
 
 /// Marks a goroutine as parked on something, for the duration of a wait.
 /// Awaiters call park() from await_suspend (before the wait can complete)
 /// and unpark() from await_resume. Goroutine-less coroutines (sync_wait) have
-/// no node and are not tracked.
+/// no node and are not tracked. `kind` must be static (see wait_kind).
 class wait_note {
 public:
-    void park(goroutine_node* g, const char* what, const void* object, wait_detail detail = {}) noexcept {
+    void park(goroutine_node* g, const wait_kind& kind, const void* object, std::size_t count = 0) noexcept {
         g_ = g;
-        if (g) g->wait.set(what, object, detail);
+        if (g) g->wait.set(kind, object, count);
     }
     void unpark() noexcept {
         if (g_) g_->wait.clear();
@@ -282,7 +307,7 @@ private:
         std::coroutine_handle<> unlink_any() noexcept {
             std::lock_guard lock(mu);
             if (!head) return {};
-            std::coroutine_handle<> frame = head->frame;
+            std::coroutine_handle<> frame = head->frame();
             unlink_locked(*head);
             return frame;
         }
@@ -292,7 +317,7 @@ private:
         }
         void append_snapshots(std::vector<goroutine_snapshot>& out) const {
             std::lock_guard lock(mu);  // keeps every listed node alive while we read it
-            for (goroutine_node* n = head; n; n = n->next) out.push_back({n->id, n->origin, n->wait.read()});
+            for (goroutine_node* n = head; n; n = n->next) out.push_back({n->id, *n->origin, n->wait.read()});
         }
         // A node is linked iff it has a predecessor or is the head.
         void unlink_locked(goroutine_node& n) noexcept {

@@ -35,8 +35,16 @@ inline std::int64_t coarse_now_ns() noexcept {
     return std::int64_t(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
 }
 
-/// The optional part of a wait: for a channel operation the element type
-/// and capacity; for a select the number of cases.
+/// What kind of wait a goroutine is in: the text a dump shows and, for a
+/// channel operation, the element type. One static instance per kind (and
+/// element type), so that a wait record stores one pointer for both.
+struct wait_kind {
+    const char* what;
+    const std::type_info* element = nullptr;  ///< channel element type; null if not a channel operation
+};
+
+/// The optional part of a wait, as a snapshot shows it: for a channel
+/// operation the element type and capacity; for a select the number of cases.
 struct wait_detail {
     const std::type_info* element = nullptr;  ///< channel element type; null if not a channel operation
     std::size_t count = 0;                    ///< channel capacity, or the number of select cases
@@ -47,26 +55,34 @@ struct wait_snapshot {
     const char* what = nullptr;  ///< null: not blocked in csp
     const void* object = nullptr;
     wait_detail detail;
-    std::int64_t since_ns = 0;  ///< coarse_now_ns() when it parked
+    std::int64_t since_ns = 0;  ///< coarse_now_ns() when it parked (to the millisecond)
     bool torn = false;          ///< the goroutine kept changing while we read it
 };
 
+/// The record itself: 28 bytes of data, in a 32-byte object whose last 4
+/// bytes goroutine_node reuses (it is a non-POD, so its tail padding can hold
+/// a [[no_unique_address]] neighbour's fields). It is kept small because
+/// every goroutine carries one (SPEC §9, W6): the kind is one pointer to a
+/// static descriptor, the count and the park time are 32 bits each.
 class goroutine_wait {
 public:
-    /// Records a wait. Called by the goroutine itself.
-    void set(const char* what, const void* object, wait_detail d) noexcept {
+    goroutine_wait() noexcept = default;
+
+    /// Records a wait. Called by the goroutine itself. A count beyond 32
+    /// bits (a channel capacity over 4 billion) is recorded as 2^32 - 1.
+    void set(const wait_kind& kind, const void* object, std::size_t count) noexcept {
+        auto count32 = static_cast<std::uint32_t>(count > UINT32_MAX ? UINT32_MAX : count);
         write([&] {
             object_.store(object, std::memory_order_release);
-            element_.store(d.element, std::memory_order_release);
-            count_.store(d.count, std::memory_order_release);
-            since_.store(coarse_now_ns(), std::memory_order_release);
-            what_.store(what, std::memory_order_release);
+            count_.store(count32, std::memory_order_release);
+            since_ms_.store(coarse_now_ms32(), std::memory_order_release);
+            kind_.store(&kind, std::memory_order_release);
         });
     }
 
     /// Clears the wait. Called by the goroutine itself.
     void clear() noexcept {
-        write([&] { what_.store(nullptr, std::memory_order_release); });
+        write([&] { kind_.store(nullptr, std::memory_order_release); });
     }
 
     /// Reads the record consistently; from any thread.
@@ -79,16 +95,21 @@ public:
                 std::this_thread::yield();  // a write is in progress: a few stores, let it finish
                 continue;
             }
-            wait_snapshot s;
             // acquire on each field: a field value from a newer write makes
             // that write's odd sequence store visible, so the check below
             // fails; acquire also keeps the final sequence load after these.
-            s.what = what_.load(std::memory_order_acquire);
-            s.object = object_.load(std::memory_order_acquire);
-            s.detail.element = element_.load(std::memory_order_acquire);
-            s.detail.count = count_.load(std::memory_order_acquire);
-            s.since_ns = since_.load(std::memory_order_acquire);
-            if (seq_.load(std::memory_order_relaxed) == before) return s;
+            const wait_kind* kind = kind_.load(std::memory_order_acquire);
+            const void* object = object_.load(std::memory_order_acquire);
+            std::uint32_t count = count_.load(std::memory_order_acquire);
+            std::uint32_t since_ms = since_ms_.load(std::memory_order_acquire);
+            if (seq_.load(std::memory_order_relaxed) != before) continue;
+            wait_snapshot s;
+            if (!kind) return s;
+            s.what = kind->what;
+            s.object = object;
+            s.detail = {kind->element, count};
+            s.since_ns = since_ns_of(since_ms);
+            return s;
         }
         wait_snapshot s;
         s.torn = true;
@@ -96,6 +117,19 @@ public:
     }
 
 private:
+    /// The coarse clock in milliseconds, truncated to 32 bits: it wraps
+    /// every 49.7 days, so durations are exact for waits shorter than that.
+    static std::uint32_t coarse_now_ms32() noexcept {
+        return static_cast<std::uint32_t>(coarse_now_ns() / 1'000'000);
+    }
+    /// The full coarse time of a 32-bit park time, taking it as the latest
+    /// such time not after now (unsigned subtraction undoes the wrap).
+    static std::int64_t since_ns_of(std::uint32_t since_ms) noexcept {
+        std::int64_t now = coarse_now_ns();
+        std::uint32_t elapsed_ms = static_cast<std::uint32_t>(now / 1'000'000) - since_ms;
+        return now - std::int64_t(elapsed_ms) * 1'000'000;
+    }
+
     template <class Fields>
     void write(Fields fields) noexcept {
         // relaxed load: only this goroutine writes seq_, and its previous
@@ -109,12 +143,15 @@ private:
         seq_.store(s + 2, std::memory_order_release);
     }
 
-    std::atomic<std::uint32_t> seq_{0};
-    std::atomic<const char*> what_{nullptr};
+    // Pointers first, then the 32-bit fields, so that the 4 bytes of tail
+    // padding are at the end, where goroutine_node can use them.
+    std::atomic<const wait_kind*> kind_{nullptr};  // null: not waiting
     std::atomic<const void*> object_{nullptr};
-    std::atomic<const std::type_info*> element_{nullptr};
-    std::atomic<std::size_t> count_{0};
-    std::atomic<std::int64_t> since_{0};
+    std::atomic<std::uint32_t> seq_{0};
+    std::atomic<std::uint32_t> count_{0};
+    std::atomic<std::uint32_t> since_ms_{0};
 };
+
+static_assert(sizeof(goroutine_wait) == 32, "goroutine_wait: 28 bytes of fields, 4 of tail padding");
 
 }  // namespace csp::detail

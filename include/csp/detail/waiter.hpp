@@ -35,10 +35,11 @@ enum class wait_status : unsigned char { pending, ok, closed };
 struct blocked_op {
     static constexpr int not_fired = -1;
 
-    /// Index of the case that completed, or not_fired.
-    std::atomic<int> fired{not_fired};
     std::coroutine_handle<> handle;
     executor_ref executor;
+    /// Index of the case that completed, or not_fired. Last, so that an
+    /// awaiter can keep a flag in the tail padding after it.
+    std::atomic<int> fired{not_fired};
 
     /// Claims the op for `case_index`. Called with the lock of the queue
     /// holding the waiter. acq_rel: a successful claim orders after the
@@ -60,8 +61,6 @@ struct waiter {
     waiter* prev = nullptr;
     waiter* next = nullptr;
     blocked_op* op = nullptr;
-    /// send: the T to move from; receive: the std::optional<T> to fill.
-    void* slot = nullptr;
     int case_index = 0;
     /// Written by the counterpart that completes this waiter.
     wait_status status = wait_status::pending;
