@@ -332,6 +332,21 @@ public:
 
     /// A nil channel: sends and receives block forever, close throws.
     channel() noexcept = default;
+    channel(const channel& other) noexcept : state_(other.state_) {
+        // relaxed: the copier already holds a handle, so the state cannot go
+        // away meanwhile; nothing else is published by the count.
+        if (state_) state_->handles.fetch_add(1, std::memory_order_relaxed);
+    }
+    channel(channel&& other) noexcept : state_(std::exchange(other.state_, nullptr)) {}
+    channel& operator=(channel other) noexcept {
+        std::swap(state_, other.state_);
+        return *this;
+    }
+    ~channel() {
+        // acq_rel: the last handle's owner must see every other owner's use
+        // of the state (their releases) before it destroys it.
+        if (state_ && state_->handles.fetch_sub(1, std::memory_order_acq_rel) == 1) delete state_;
+    }
 
     /// `co_await ch.send(std::move(v))`: moves from v only if the send happens.
     send_awaiter<T> send(T&& v) const noexcept { return send_awaiter<T>(get(), v); }
@@ -396,20 +411,20 @@ public:
     friend bool operator==(const channel& a, const channel& b) noexcept { return a.state_ == b.state_; }
 
     /// The shared state; for csp::select. Null for a nil channel.
-    detail::channel_state<T>* get() const noexcept { return state_.get(); }
+    detail::channel_state<T>* get() const noexcept { return state_; }
 
 private:
     template <class U>
     friend channel<U> make_channel(std::size_t);
-    explicit channel(std::shared_ptr<detail::channel_state<T>> s) noexcept : state_(std::move(s)) {}
+    explicit channel(detail::channel_state<T>* s) noexcept : state_(s) {}  // adopts the count of 1
 
-    std::shared_ptr<detail::channel_state<T>> state_;
+    detail::channel_state<T>* state_ = nullptr;  // owns one count of state_->handles
 };
 
 /// Makes a channel with room for `capacity` values (0: unbuffered).
 template <class T>
 channel<T> make_channel(std::size_t capacity = 0) {
-    return channel<T>(std::make_shared<detail::channel_state<T>>(capacity));
+    return channel<T>(new detail::channel_state<T>(capacity));
 }
 
 }  // namespace csp

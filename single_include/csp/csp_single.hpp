@@ -89,7 +89,9 @@ inline thread_local int budget_left = budget_per_resumption;
 // Every function named *_locked expects `mu` to be held by the caller. They
 // are the building blocks that channel<T>'s awaiters and csp::select share.
 
+#include <atomic>
 #include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <utility>
 
@@ -1284,6 +1286,11 @@ namespace detail {
 /// needs to lock several channels of different types in a global order.
 struct channel_base {
     spin_mutex mu;
+    /// How many channel<T> handles share this state (an intrusive count, so
+    /// a handle is one pointer, not a shared_ptr's two: every goroutine
+    /// frame that holds a channel is 8 bytes smaller). It sits in what would
+    /// be padding after `mu`.
+    std::atomic<std::uint32_t> handles{1};
     bool closed = false;
     wait_queue sendq;
     wait_queue recvq;
@@ -2156,6 +2163,21 @@ public:
 
     /// A nil channel: sends and receives block forever, close throws.
     channel() noexcept = default;
+    channel(const channel& other) noexcept : state_(other.state_) {
+        // relaxed: the copier already holds a handle, so the state cannot go
+        // away meanwhile; nothing else is published by the count.
+        if (state_) state_->handles.fetch_add(1, std::memory_order_relaxed);
+    }
+    channel(channel&& other) noexcept : state_(std::exchange(other.state_, nullptr)) {}
+    channel& operator=(channel other) noexcept {
+        std::swap(state_, other.state_);
+        return *this;
+    }
+    ~channel() {
+        // acq_rel: the last handle's owner must see every other owner's use
+        // of the state (their releases) before it destroys it.
+        if (state_ && state_->handles.fetch_sub(1, std::memory_order_acq_rel) == 1) delete state_;
+    }
 
     /// `co_await ch.send(std::move(v))`: moves from v only if the send happens.
     send_awaiter<T> send(T&& v) const noexcept { return send_awaiter<T>(get(), v); }
@@ -2220,20 +2242,20 @@ public:
     friend bool operator==(const channel& a, const channel& b) noexcept { return a.state_ == b.state_; }
 
     /// The shared state; for csp::select. Null for a nil channel.
-    detail::channel_state<T>* get() const noexcept { return state_.get(); }
+    detail::channel_state<T>* get() const noexcept { return state_; }
 
 private:
     template <class U>
     friend channel<U> make_channel(std::size_t);
-    explicit channel(std::shared_ptr<detail::channel_state<T>> s) noexcept : state_(std::move(s)) {}
+    explicit channel(detail::channel_state<T>* s) noexcept : state_(s) {}  // adopts the count of 1
 
-    std::shared_ptr<detail::channel_state<T>> state_;
+    detail::channel_state<T>* state_ = nullptr;  // owns one count of state_->handles
 };
 
 /// Makes a channel with room for `capacity` values (0: unbuffered).
 template <class T>
 channel<T> make_channel(std::size_t capacity = 0) {
-    return channel<T>(std::make_shared<detail::channel_state<T>>(capacity));
+    return channel<T>(new detail::channel_state<T>(capacity));
 }
 
 }  // namespace csp

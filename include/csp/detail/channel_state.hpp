@@ -20,7 +20,9 @@
 // are the building blocks that channel<T>'s awaiters and csp::select share.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <utility>
 
@@ -43,6 +45,11 @@ namespace detail {
 /// needs to lock several channels of different types in a global order.
 struct channel_base {
     spin_mutex mu;
+    /// How many channel<T> handles share this state (an intrusive count, so
+    /// a handle is one pointer, not a shared_ptr's two: every goroutine
+    /// frame that holds a channel is 8 bytes smaller). It sits in what would
+    /// be padding after `mu`.
+    std::atomic<std::uint32_t> handles{1};
     bool closed = false;
     wait_queue sendq;
     wait_queue recvq;
