@@ -57,13 +57,13 @@ constexpr std::size_t block_limit = w6_block_bar;
 // x86-64 Itanium ABI): the promise is a tagged registry/continuation word
 // and the goroutine node; the receive awaiter is the waiter, the blocked_op,
 // the wait note, the channel pointer and the std::optional result.
-static_assert(sizeof(csp::detail::goroutine_node) == 64);
+static_assert(sizeof(csp::detail::goroutine_node) == 56);
 static_assert(sizeof(csp::detail::goroutine_wait) == 32);
 #if CSP_DETAIL_TAIL_CALLS  // otherwise the promise has a flag more (task.hpp)
-static_assert(sizeof(csp::detail::task_promise<void>) == 72);
+static_assert(sizeof(csp::detail::task_promise<void>) == 64);
 #endif
 static_assert(sizeof(csp::detail::channel_op_base) == 80);  // its flags sit in padding
-static_assert(sizeof(csp::recv_awaiter<long long>) == 96);
+static_assert(sizeof(csp::recv_awaiter<long long>) == 88);
 static_assert(sizeof(csp::channel<long long>) == sizeof(void*));  // an intrusive count, not a shared_ptr
 static_assert(sizeof(csp::send_awaiter<long long>) == 112);
 

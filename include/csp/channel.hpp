@@ -171,6 +171,11 @@ private:
     bool armed_ = false;
     [[no_unique_address]] blocked_op own_op_;
     bool yield_instead_ = false;
+
+protected:
+    bool has_result_ = false;  // recv_awaiter's: whether its value slot holds a value
+
+private:
     wait_note note_;
 
 protected:
@@ -263,7 +268,10 @@ class recv_awaiter : public detail::channel_op_base {
 public:
     explicit recv_awaiter(detail::channel_state<T>* ch) noexcept : channel_op_base(ch, false) {}
     recv_awaiter(recv_awaiter&& other) noexcept(std::is_nothrow_move_constructible_v<T>)
-        : channel_op_base(std::move(other)), result_(std::move(other.result_)) {}
+        : channel_op_base(std::move(other)) {
+        if (other.has_result_) into().emplace(std::move(other.result_.get()));
+    }
+    ~recv_awaiter() { drop_result(); }
 
     bool await_ready() {
         if (!ch_) return false;
@@ -278,7 +286,7 @@ public:
         park(h, detail::goroutine_of(h), detail::channel_wait_kind_of<T, false>(ch_), ch_ ? state()->capacity() : 0);
     }
     std::optional<T> await_resume() {
-        if (armed()) case_woken();  // parked: the counterpart filled result_ or closed
+        if (armed()) case_woken();  // parked: the counterpart filled the result or closed
         return case_result();
     }
 
@@ -286,26 +294,36 @@ public:
     using case_result_type = std::optional<T>;
     /// Tries to receive now; true if the case completed (a value, or closed
     /// and drained). Requires the lock.
-    bool case_try_locked() noexcept { return state()->try_recv_locked(result_) != chan_status::would_block; }
+    bool case_try_locked() noexcept { return state()->try_recv_locked(into()) != chan_status::would_block; }
     void case_arm_locked(detail::blocked_op& op, int index) noexcept { channel_op_base::case_arm_locked(op, index); }
-    /// The counterpart filled result_ (ok) or left it empty (closed).
+    /// The counterpart filled the result (ok) or left it empty (closed).
     void case_woken() noexcept { take_outcome(); }
     std::optional<T> case_result() noexcept(std::is_nothrow_move_constructible_v<T>) {
-        std::optional<T> r = std::move(result_);
-        result_.reset();  // so that a case can be awaited again
+        std::optional<T> r;
+        if (has_result_) r.emplace(std::move(result_.get()));
+        drop_result();  // so that a case can be awaited again
         return r;
     }
 
 private:
-    friend std::optional<T>& detail::receive_target<T>(detail::waiter&) noexcept;
+    friend detail::receive_into<T> detail::receive_target<T>(detail::waiter&) noexcept;
     /// Where the receive queued as `w` takes its value.
-    static std::optional<T>& target_of(detail::waiter& w) noexcept {
-        return static_cast<recv_awaiter&>(owner_of(w)).result_;
+    static detail::receive_into<T> target_of(detail::waiter& w) noexcept {
+        return static_cast<recv_awaiter&>(owner_of(w)).into();
+    }
+
+    detail::receive_into<T> into() noexcept { return {&result_, &has_result_}; }
+    void drop_result() noexcept {
+        if (!has_result_) return;
+        result_.get().~T();
+        has_result_ = false;
     }
 
     detail::channel_state<T>* state() const noexcept { return static_cast<detail::channel_state<T>*>(ch_); }
 
-    std::optional<T> result_;
+    // The received value; whether there is one is has_result_, a flag that
+    // channel_op_base keeps in padding.
+    detail::value_slot<T> result_;
 };
 
 namespace detail {
@@ -314,7 +332,7 @@ T& send_source(waiter& w) noexcept {
     return send_awaiter<T>::source_of(w);
 }
 template <class T>
-std::optional<T>& receive_target(waiter& w) noexcept {
+receive_into<T> receive_target(waiter& w) noexcept {
     return recv_awaiter<T>::target_of(w);
 }
 }  // namespace detail

@@ -34,7 +34,7 @@ task<> invoke_detached(F f, Args... args) {
 template <class T>
 void start(executor_ref ex, task<T> t, const csp::source_location& origin) {
     if (!t.valid()) throw std::logic_error("csp::spawn: empty (moved-from) task");
-    const csp::source_location* where = detail::origin_table::intern(origin);  // may throw: before release
+    detail::origin_table::index where = detail::origin_table::intern(origin);  // may throw: before release
     auto h = t.release();
     h.promise().detach_into(ex.goroutines(), h, where);
     ex.post(h);

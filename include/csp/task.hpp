@@ -99,12 +99,12 @@ public:
     /// exception to the registry. One frame per goroutine, no wrapper.
     /// `origin` is interned (detail/origin_table.hpp).
     void detach_into(goroutine_registry& registry, std::coroutine_handle<> self,
-                     const csp::source_location* origin) noexcept {
+                     origin_table::index origin) noexcept {
         child_.~child_state();  // not started yet: nothing to keep
         new (&node_) goroutine_node();
         link_ = reinterpret_cast<std::uintptr_t>(&registry) | root_tag;
         node_.set_frame(self);
-        node_.origin = origin;
+        node_.set_origin(origin);
         registry.add(node_);
     }
 

@@ -92,6 +92,7 @@ inline thread_local int budget_left = budget_per_resumption;
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <new>
 #include <optional>
 #include <utility>
 
@@ -627,36 +628,58 @@ inline void format_goroutine(std::string& out, const goroutine_snapshot& g, std:
 //
 // Every goroutine remembers where it was started, for dumps and deadlock
 // reports. A csp::source_location is three words; a goroutine node keeps
-// one pointer to an interned copy instead (SPEC §9, W6: a parked goroutine
-// costs at most 256 bytes). The set of start locations is the set of
-// csp::go / csp::spawn call sites, small and fixed by the program, so the
-// copies live for the whole process and are never freed.
+// a 16-bit index of an interned copy instead, packed with its id in one word
+// (SPEC §9, W6: a parked goroutine costs at most 256 bytes). The set of
+// start locations is the set of csp::go / csp::spawn call sites, small and
+// fixed by the program, so the copies live for the whole process and are
+// never freed. Index 0 is the unknown location; a program with more than
+// 65,535 call sites gets index 0 for the extra ones (their dumps say no
+// location, nothing else changes).
+//
+// Copies live in chunks of 256 that never move; a chunk is published with a
+// release store of its pointer, and at() reads it with acquire, so any
+// thread holding an index reads a complete copy.
 //
 // Interning costs a spawn one hash and one comparison in a per-thread,
 // direct-mapped cache; only a thread's first spawn from a call site (or a
 // collision) takes the process-wide lock.
 
 #include <array>
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <mutex>
-#include <unordered_set>
+#include <unordered_map>
 
 
 namespace csp::detail {
 
 class origin_table {
 public:
-    /// A copy of `where` that lives as long as the process.
-    static const csp::source_location* intern(const csp::source_location& where) {
-        const csp::source_location*& cached = thread_cache()[slot_of(where)];
-        if (cached && same(*cached, where)) return cached;
+    using index = std::uint16_t;
+
+    /// The index of a copy of `where` that lives as long as the process.
+    static index intern(const csp::source_location& where) {
+        index& cached = thread_cache()[slot_of(where)];
+        if (cached && same(at(cached), where)) return cached;
         cached = instance().find_or_add(where);
         return cached;
     }
 
+    /// The location interned as `i` (index 0: the unknown location).
+    static const csp::source_location& at(index i) noexcept {
+        static constexpr csp::source_location unknown{};
+        if (i == 0) return unknown;
+        // acquire: pairs with the release that published the chunk.
+        const chunk* c = instance().chunks_[i / chunk_size].load(std::memory_order_acquire);
+        return (*c)[i % chunk_size];
+    }
+
 private:
     static constexpr std::size_t cache_slots = 64;
+    static constexpr std::size_t chunk_size = 256;
+    static constexpr std::size_t max_chunks = 65536 / chunk_size;
+    using chunk = std::array<csp::source_location, chunk_size>;
 
     // The builtins hand out addresses of string literals, so a call site's
     // file and function pointers are fixed: hash and compare them, not the
@@ -674,8 +697,8 @@ private:
         static origin_table* table = new origin_table;
         return *table;
     }
-    [[gnu::noinline]] static std::array<const csp::source_location*, cache_slots>& thread_cache() noexcept {
-        thread_local std::array<const csp::source_location*, cache_slots> cache{};
+    [[gnu::noinline]] static std::array<index, cache_slots>& thread_cache() noexcept {
+        thread_local std::array<index, cache_slots> cache{};  // 0: empty slot
         return cache;
     }
 
@@ -692,13 +715,26 @@ private:
         return h ^ (reinterpret_cast<std::uintptr_t>(where.function_name()) >> 4);
     }
 
-    const csp::source_location* find_or_add(const csp::source_location& where) {
+    index find_or_add(const csp::source_location& where) {
         std::lock_guard lock(mu_);
-        return &*known_.insert(where).first;  // elements of an unordered_set never move
+        if (auto it = known_.find(where); it != known_.end()) return it->second;
+        if (next_ == 65536) return 0;  // full: the unknown location
+        index i = index(next_);
+        chunk* c = chunks_[i / chunk_size].load(std::memory_order_relaxed);  // we are the only writer
+        if (!c) {
+            c = new chunk{};
+            chunks_[i / chunk_size].store(c, std::memory_order_release);
+        }
+        (*c)[i % chunk_size] = where;  // before anyone can learn i (it leaves under this lock)
+        known_.emplace(where, i);
+        ++next_;
+        return i;
     }
 
     std::mutex mu_;
-    std::unordered_set<csp::source_location, key_hash, key_equal> known_;
+    std::unordered_map<csp::source_location, index, key_hash, key_equal> known_;
+    std::size_t next_ = 1;  // 0 is the unknown location
+    std::array<std::atomic<chunk*>, max_chunks> chunks_{};
 };
 
 }  // namespace csp::detail
@@ -715,12 +751,19 @@ struct goroutine_node {
     // The registry's list links, guarded by the registry's lock.
     goroutine_node* prev = nullptr;
     goroutine_node* next = nullptr;
-    /// Unique in the process, increasing per starting thread (Go's goroutine
-    /// ids; see goroutine_ids); set by the registry.
-    std::uint64_t id = 0;
-    /// Where the goroutine was started (csp::go / csp::spawn call site),
-    /// interned (detail/origin_table.hpp): one pointer instead of three words.
-    const csp::source_location* origin = &unknown_origin;
+    /// The goroutine's id (unique in the process, increasing per starting
+    /// thread: Go's goroutine ids, see goroutine_ids) in the high 48 bits,
+    /// and where it was started (the csp::go / csp::spawn call site, as an
+    /// index into detail/origin_table.hpp) in the low 16: one word instead
+    /// of two. The id is set by the registry, the origin by detach_into.
+    std::uint64_t id_and_origin = 0;
+
+    std::uint64_t id() const noexcept { return id_and_origin >> 16; }
+    const csp::source_location& origin() const noexcept {
+        return origin_table::at(origin_table::index(id_and_origin & 0xffff));
+    }
+    void set_id(std::uint64_t id) noexcept { id_and_origin = id << 16 | (id_and_origin & 0xffff); }
+    void set_origin(origin_table::index i) noexcept { id_and_origin = (id_and_origin & ~std::uint64_t(0xffff)) | i; }
     /// What it is blocked on, if anything. Written by the goroutine itself,
     /// read by dumps from any thread (see goroutine_wait.hpp).
     [[no_unique_address]] goroutine_wait wait;
@@ -739,11 +782,9 @@ struct goroutine_node {
         frame_offset = static_cast<std::int32_t>(reinterpret_cast<const char*>(this) -
                                                  static_cast<const char*>(root.address()));
     }
-
-    static constexpr csp::source_location unknown_origin{};
 };
 
-static_assert(sizeof(goroutine_node) == 64, "goroutine_node: the frame offset must share the wait record's tail padding");
+static_assert(sizeof(goroutine_node) == 56, "goroutine_node: the frame offset must share the wait record's tail padding");
 
 /// Marks a goroutine as parked on something, for the duration of a wait.
 /// Awaiters call park() from await_suspend (before the wait can complete)
@@ -851,7 +892,7 @@ public:
     }
 
     void add(goroutine_node& n) noexcept {
-        n.id = goroutine_ids::next();
+        n.set_id(goroutine_ids::next());
         shard_of(n).add(n);
     }
 
@@ -981,7 +1022,7 @@ private:
         }
         void append_snapshots(std::vector<goroutine_snapshot>& out) const {
             std::lock_guard lock(mu);  // keeps every listed node alive while we read it
-            for (goroutine_node* n = head; n; n = n->next) out.push_back({n->id, *n->origin, n->wait.read()});
+            for (goroutine_node* n = head; n; n = n->next) out.push_back({n->id(), n->origin(), n->wait.read()});
         }
         // A node is linked iff it has a predecessor or is the head.
         void unlink_locked(goroutine_node& n) noexcept {
@@ -994,7 +1035,7 @@ private:
     };
     static constexpr std::size_t shard_count = 16;
 
-    shard& shard_of(const goroutine_node& n) noexcept { return shards_[n.id % shard_count]; }
+    shard& shard_of(const goroutine_node& n) noexcept { return shards_[n.id() % shard_count]; }
 
     std::array<shard, shard_count> shards_;
     mutable std::mutex mu_;  // guards kind_, the error state and the hook
@@ -1301,8 +1342,31 @@ struct channel_base {
 // defines both; every waiter in a channel's queues belongs to one).
 template <class T>
 T& send_source(waiter& w) noexcept;
+
+/// Room for a received T whose "has a value" flag is kept elsewhere (a
+/// receive awaiter keeps it in padding: std::optional<T> would cost a word
+/// more in every parked goroutine's frame, SPEC §9 W6).
 template <class T>
-std::optional<T>& receive_target(waiter& w) noexcept;
+struct value_slot {
+    alignas(T) unsigned char bytes[sizeof(T)];
+    T& get() noexcept { return *std::launder(reinterpret_cast<T*>(bytes)); }
+};
+
+/// Where a receive puts its value: a value_slot and its flag. It offers the
+/// one member of std::optional<T> that the channel code uses, emplace.
+template <class T>
+struct receive_into {
+    value_slot<T>* slot;
+    bool* has_value;
+    template <class... A>
+    void emplace(A&&... args) {
+        ::new (static_cast<void*>(slot->bytes)) T(std::forward<A>(args)...);
+        *has_value = true;
+    }
+};
+
+template <class T>
+receive_into<T> receive_target(waiter& w) noexcept;
 
 template <class T>
 class channel_state : public channel_base {
@@ -1331,7 +1395,9 @@ public:
 
     /// Receives into `out` (which must be empty) if that can be done without
     /// waiting. On closed, `out` stays empty.
-    chan_status try_recv_locked(std::optional<T>& out) noexcept {
+    /// `out` is a std::optional<T> or a receive_into<T>.
+    template <class Out>
+    chan_status try_recv_locked(Out&& out) noexcept {
         if (waiter* s = sendq.claim_front()) {
             T& sent = send_source<T>(*s);
             if (buffer_.capacity() == 0) {
@@ -1679,12 +1745,12 @@ public:
     /// exception to the registry. One frame per goroutine, no wrapper.
     /// `origin` is interned (detail/origin_table.hpp).
     void detach_into(goroutine_registry& registry, std::coroutine_handle<> self,
-                     const csp::source_location* origin) noexcept {
+                     origin_table::index origin) noexcept {
         child_.~child_state();  // not started yet: nothing to keep
         new (&node_) goroutine_node();
         link_ = reinterpret_cast<std::uintptr_t>(&registry) | root_tag;
         node_.set_frame(self);
-        node_.origin = origin;
+        node_.set_origin(origin);
         registry.add(node_);
     }
 
@@ -2002,6 +2068,11 @@ private:
     bool armed_ = false;
     [[no_unique_address]] blocked_op own_op_;
     bool yield_instead_ = false;
+
+protected:
+    bool has_result_ = false;  // recv_awaiter's: whether its value slot holds a value
+
+private:
     wait_note note_;
 
 protected:
@@ -2094,7 +2165,10 @@ class recv_awaiter : public detail::channel_op_base {
 public:
     explicit recv_awaiter(detail::channel_state<T>* ch) noexcept : channel_op_base(ch, false) {}
     recv_awaiter(recv_awaiter&& other) noexcept(std::is_nothrow_move_constructible_v<T>)
-        : channel_op_base(std::move(other)), result_(std::move(other.result_)) {}
+        : channel_op_base(std::move(other)) {
+        if (other.has_result_) into().emplace(std::move(other.result_.get()));
+    }
+    ~recv_awaiter() { drop_result(); }
 
     bool await_ready() {
         if (!ch_) return false;
@@ -2109,7 +2183,7 @@ public:
         park(h, detail::goroutine_of(h), detail::channel_wait_kind_of<T, false>(ch_), ch_ ? state()->capacity() : 0);
     }
     std::optional<T> await_resume() {
-        if (armed()) case_woken();  // parked: the counterpart filled result_ or closed
+        if (armed()) case_woken();  // parked: the counterpart filled the result or closed
         return case_result();
     }
 
@@ -2117,26 +2191,36 @@ public:
     using case_result_type = std::optional<T>;
     /// Tries to receive now; true if the case completed (a value, or closed
     /// and drained). Requires the lock.
-    bool case_try_locked() noexcept { return state()->try_recv_locked(result_) != chan_status::would_block; }
+    bool case_try_locked() noexcept { return state()->try_recv_locked(into()) != chan_status::would_block; }
     void case_arm_locked(detail::blocked_op& op, int index) noexcept { channel_op_base::case_arm_locked(op, index); }
-    /// The counterpart filled result_ (ok) or left it empty (closed).
+    /// The counterpart filled the result (ok) or left it empty (closed).
     void case_woken() noexcept { take_outcome(); }
     std::optional<T> case_result() noexcept(std::is_nothrow_move_constructible_v<T>) {
-        std::optional<T> r = std::move(result_);
-        result_.reset();  // so that a case can be awaited again
+        std::optional<T> r;
+        if (has_result_) r.emplace(std::move(result_.get()));
+        drop_result();  // so that a case can be awaited again
         return r;
     }
 
 private:
-    friend std::optional<T>& detail::receive_target<T>(detail::waiter&) noexcept;
+    friend detail::receive_into<T> detail::receive_target<T>(detail::waiter&) noexcept;
     /// Where the receive queued as `w` takes its value.
-    static std::optional<T>& target_of(detail::waiter& w) noexcept {
-        return static_cast<recv_awaiter&>(owner_of(w)).result_;
+    static detail::receive_into<T> target_of(detail::waiter& w) noexcept {
+        return static_cast<recv_awaiter&>(owner_of(w)).into();
+    }
+
+    detail::receive_into<T> into() noexcept { return {&result_, &has_result_}; }
+    void drop_result() noexcept {
+        if (!has_result_) return;
+        result_.get().~T();
+        has_result_ = false;
     }
 
     detail::channel_state<T>* state() const noexcept { return static_cast<detail::channel_state<T>*>(ch_); }
 
-    std::optional<T> result_;
+    // The received value; whether there is one is has_result_, a flag that
+    // channel_op_base keeps in padding.
+    detail::value_slot<T> result_;
 };
 
 namespace detail {
@@ -2145,7 +2229,7 @@ T& send_source(waiter& w) noexcept {
     return send_awaiter<T>::source_of(w);
 }
 template <class T>
-std::optional<T>& receive_target(waiter& w) noexcept {
+receive_into<T> receive_target(waiter& w) noexcept {
     return recv_awaiter<T>::target_of(w);
 }
 }  // namespace detail
@@ -2517,7 +2601,7 @@ task<> invoke_detached(F f, Args... args) {
 template <class T>
 void start(executor_ref ex, task<T> t, const csp::source_location& origin) {
     if (!t.valid()) throw std::logic_error("csp::spawn: empty (moved-from) task");
-    const csp::source_location* where = detail::origin_table::intern(origin);  // may throw: before release
+    detail::origin_table::index where = detail::origin_table::intern(origin);  // may throw: before release
     auto h = t.release();
     h.promise().detach_into(ex.goroutines(), h, where);
     ex.post(h);

@@ -23,6 +23,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <new>
 #include <optional>
 #include <utility>
 
@@ -60,8 +61,31 @@ struct channel_base {
 // defines both; every waiter in a channel's queues belongs to one).
 template <class T>
 T& send_source(waiter& w) noexcept;
+
+/// Room for a received T whose "has a value" flag is kept elsewhere (a
+/// receive awaiter keeps it in padding: std::optional<T> would cost a word
+/// more in every parked goroutine's frame, SPEC §9 W6).
 template <class T>
-std::optional<T>& receive_target(waiter& w) noexcept;
+struct value_slot {
+    alignas(T) unsigned char bytes[sizeof(T)];
+    T& get() noexcept { return *std::launder(reinterpret_cast<T*>(bytes)); }
+};
+
+/// Where a receive puts its value: a value_slot and its flag. It offers the
+/// one member of std::optional<T> that the channel code uses, emplace.
+template <class T>
+struct receive_into {
+    value_slot<T>* slot;
+    bool* has_value;
+    template <class... A>
+    void emplace(A&&... args) {
+        ::new (static_cast<void*>(slot->bytes)) T(std::forward<A>(args)...);
+        *has_value = true;
+    }
+};
+
+template <class T>
+receive_into<T> receive_target(waiter& w) noexcept;
 
 template <class T>
 class channel_state : public channel_base {
@@ -90,7 +114,9 @@ public:
 
     /// Receives into `out` (which must be empty) if that can be done without
     /// waiting. On closed, `out` stays empty.
-    chan_status try_recv_locked(std::optional<T>& out) noexcept {
+    /// `out` is a std::optional<T> or a receive_into<T>.
+    template <class Out>
+    chan_status try_recv_locked(Out&& out) noexcept {
         if (waiter* s = sendq.claim_front()) {
             T& sent = send_source<T>(*s);
             if (buffer_.capacity() == 0) {

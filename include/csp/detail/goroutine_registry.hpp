@@ -51,12 +51,19 @@ struct goroutine_node {
     // The registry's list links, guarded by the registry's lock.
     goroutine_node* prev = nullptr;
     goroutine_node* next = nullptr;
-    /// Unique in the process, increasing per starting thread (Go's goroutine
-    /// ids; see goroutine_ids); set by the registry.
-    std::uint64_t id = 0;
-    /// Where the goroutine was started (csp::go / csp::spawn call site),
-    /// interned (detail/origin_table.hpp): one pointer instead of three words.
-    const csp::source_location* origin = &unknown_origin;
+    /// The goroutine's id (unique in the process, increasing per starting
+    /// thread: Go's goroutine ids, see goroutine_ids) in the high 48 bits,
+    /// and where it was started (the csp::go / csp::spawn call site, as an
+    /// index into detail/origin_table.hpp) in the low 16: one word instead
+    /// of two. The id is set by the registry, the origin by detach_into.
+    std::uint64_t id_and_origin = 0;
+
+    std::uint64_t id() const noexcept { return id_and_origin >> 16; }
+    const csp::source_location& origin() const noexcept {
+        return origin_table::at(origin_table::index(id_and_origin & 0xffff));
+    }
+    void set_id(std::uint64_t id) noexcept { id_and_origin = id << 16 | (id_and_origin & 0xffff); }
+    void set_origin(origin_table::index i) noexcept { id_and_origin = (id_and_origin & ~std::uint64_t(0xffff)) | i; }
     /// What it is blocked on, if anything. Written by the goroutine itself,
     /// read by dumps from any thread (see goroutine_wait.hpp).
     [[no_unique_address]] goroutine_wait wait;
@@ -75,11 +82,9 @@ struct goroutine_node {
         frame_offset = static_cast<std::int32_t>(reinterpret_cast<const char*>(this) -
                                                  static_cast<const char*>(root.address()));
     }
-
-    static constexpr csp::source_location unknown_origin{};
 };
 
-static_assert(sizeof(goroutine_node) == 64, "goroutine_node: the frame offset must share the wait record's tail padding");
+static_assert(sizeof(goroutine_node) == 56, "goroutine_node: the frame offset must share the wait record's tail padding");
 
 /// Marks a goroutine as parked on something, for the duration of a wait.
 /// Awaiters call park() from await_suspend (before the wait can complete)
@@ -187,7 +192,7 @@ public:
     }
 
     void add(goroutine_node& n) noexcept {
-        n.id = goroutine_ids::next();
+        n.set_id(goroutine_ids::next());
         shard_of(n).add(n);
     }
 
@@ -317,7 +322,7 @@ private:
         }
         void append_snapshots(std::vector<goroutine_snapshot>& out) const {
             std::lock_guard lock(mu);  // keeps every listed node alive while we read it
-            for (goroutine_node* n = head; n; n = n->next) out.push_back({n->id, *n->origin, n->wait.read()});
+            for (goroutine_node* n = head; n; n = n->next) out.push_back({n->id(), n->origin(), n->wait.read()});
         }
         // A node is linked iff it has a predecessor or is the head.
         void unlink_locked(goroutine_node& n) noexcept {
@@ -330,7 +335,7 @@ private:
     };
     static constexpr std::size_t shard_count = 16;
 
-    shard& shard_of(const goroutine_node& n) noexcept { return shards_[n.id % shard_count]; }
+    shard& shard_of(const goroutine_node& n) noexcept { return shards_[n.id() % shard_count]; }
 
     std::array<shard, shard_count> shards_;
     mutable std::mutex mu_;  // guards kind_, the error state and the hook

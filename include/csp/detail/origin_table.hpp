@@ -2,10 +2,17 @@
 //
 // Every goroutine remembers where it was started, for dumps and deadlock
 // reports. A csp::source_location is three words; a goroutine node keeps
-// one pointer to an interned copy instead (SPEC §9, W6: a parked goroutine
-// costs at most 256 bytes). The set of start locations is the set of
-// csp::go / csp::spawn call sites, small and fixed by the program, so the
-// copies live for the whole process and are never freed.
+// a 16-bit index of an interned copy instead, packed with its id in one word
+// (SPEC §9, W6: a parked goroutine costs at most 256 bytes). The set of
+// start locations is the set of csp::go / csp::spawn call sites, small and
+// fixed by the program, so the copies live for the whole process and are
+// never freed. Index 0 is the unknown location; a program with more than
+// 65,535 call sites gets index 0 for the extra ones (their dumps say no
+// location, nothing else changes).
+//
+// Copies live in chunks of 256 that never move; a chunk is published with a
+// release store of its pointer, and at() reads it with acquire, so any
+// thread holding an index reads a complete copy.
 //
 // Interning costs a spawn one hash and one comparison in a per-thread,
 // direct-mapped cache; only a thread's first spawn from a call site (or a
@@ -13,10 +20,11 @@
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <mutex>
-#include <unordered_set>
+#include <unordered_map>
 
 #include "source_location.hpp"
 
@@ -24,16 +32,30 @@ namespace csp::detail {
 
 class origin_table {
 public:
-    /// A copy of `where` that lives as long as the process.
-    static const csp::source_location* intern(const csp::source_location& where) {
-        const csp::source_location*& cached = thread_cache()[slot_of(where)];
-        if (cached && same(*cached, where)) return cached;
+    using index = std::uint16_t;
+
+    /// The index of a copy of `where` that lives as long as the process.
+    static index intern(const csp::source_location& where) {
+        index& cached = thread_cache()[slot_of(where)];
+        if (cached && same(at(cached), where)) return cached;
         cached = instance().find_or_add(where);
         return cached;
     }
 
+    /// The location interned as `i` (index 0: the unknown location).
+    static const csp::source_location& at(index i) noexcept {
+        static constexpr csp::source_location unknown{};
+        if (i == 0) return unknown;
+        // acquire: pairs with the release that published the chunk.
+        const chunk* c = instance().chunks_[i / chunk_size].load(std::memory_order_acquire);
+        return (*c)[i % chunk_size];
+    }
+
 private:
     static constexpr std::size_t cache_slots = 64;
+    static constexpr std::size_t chunk_size = 256;
+    static constexpr std::size_t max_chunks = 65536 / chunk_size;
+    using chunk = std::array<csp::source_location, chunk_size>;
 
     // The builtins hand out addresses of string literals, so a call site's
     // file and function pointers are fixed: hash and compare them, not the
@@ -51,8 +73,8 @@ private:
         static origin_table* table = new origin_table;
         return *table;
     }
-    [[gnu::noinline]] static std::array<const csp::source_location*, cache_slots>& thread_cache() noexcept {
-        thread_local std::array<const csp::source_location*, cache_slots> cache{};
+    [[gnu::noinline]] static std::array<index, cache_slots>& thread_cache() noexcept {
+        thread_local std::array<index, cache_slots> cache{};  // 0: empty slot
         return cache;
     }
 
@@ -69,13 +91,26 @@ private:
         return h ^ (reinterpret_cast<std::uintptr_t>(where.function_name()) >> 4);
     }
 
-    const csp::source_location* find_or_add(const csp::source_location& where) {
+    index find_or_add(const csp::source_location& where) {
         std::lock_guard lock(mu_);
-        return &*known_.insert(where).first;  // elements of an unordered_set never move
+        if (auto it = known_.find(where); it != known_.end()) return it->second;
+        if (next_ == 65536) return 0;  // full: the unknown location
+        index i = index(next_);
+        chunk* c = chunks_[i / chunk_size].load(std::memory_order_relaxed);  // we are the only writer
+        if (!c) {
+            c = new chunk{};
+            chunks_[i / chunk_size].store(c, std::memory_order_release);
+        }
+        (*c)[i % chunk_size] = where;  // before anyone can learn i (it leaves under this lock)
+        known_.emplace(where, i);
+        ++next_;
+        return i;
     }
 
     std::mutex mu_;
-    std::unordered_set<csp::source_location, key_hash, key_equal> known_;
+    std::unordered_map<csp::source_location, index, key_hash, key_equal> known_;
+    std::size_t next_ = 1;  // 0 is the unknown location
+    std::array<std::atomic<chunk*>, max_chunks> chunks_{};
 };
 
 }  // namespace csp::detail
