@@ -363,7 +363,8 @@ public:
     ~channel() {
         // acq_rel: the last handle's owner must see every other owner's use
         // of the state (their releases) before it destroys it.
-        if (state_ && state_->handles.fetch_sub(1, std::memory_order_acq_rel) == 1) delete state_;
+        if (state_ && state_->handles.fetch_sub(1, std::memory_order_acq_rel) == 1)
+            detail::channel_state<T>::destroy(state_);
     }
 
     /// `co_await ch.send(std::move(v))`: moves from v only if the send happens.
@@ -442,7 +443,7 @@ private:
 /// Makes a channel with room for `capacity` values (0: unbuffered).
 template <class T>
 channel<T> make_channel(std::size_t capacity = 0) {
-    return channel<T>(new detail::channel_state<T>(capacity));
+    return channel<T>(detail::channel_state<T>::make(capacity));
 }
 
 }  // namespace csp

@@ -97,89 +97,49 @@ inline thread_local int budget_left = budget_per_resumption;
 #include <utility>
 
 
-// ---- begin csp/detail/ring_buffer.hpp ----
-// csp/detail/ring_buffer.hpp - a FIFO of T in one contiguous allocation.
+// ---- begin csp/detail/frame_allocator.hpp ----
+// csp/detail/frame_allocator.hpp - per-thread caches of coroutine frames,
+// refilled and drained in batches through a process-wide depot.
 //
-// Used for a buffered channel's values (fixed capacity, never grows) and for
-// run queues (grows by doubling, so steady state allocates nothing). T only
-// needs to be move-constructible: slots are raw storage and values are
-// constructed and destroyed in place. Not synchronised.
+// Goroutines are created on one worker and often finish on another: in a
+// spawn-heavy program (a loop of csp::go, a recursive fork/join) one thread
+// allocates frames all the time and another frees them. glibc's malloc
+// serialises such cross-thread frees on the allocating arena's lock, and a
+// plain per-thread cache does not help: the freeing thread's cache fills up
+// while the allocating thread's stays empty. So, as in tcmalloc and in Go's
+// mcache/mcentral, frames flow between threads in batches:
+//
+//   * Each thread keeps, per size class, an active list and at most one full
+//     spare batch. Allocation and free touch only the active list: no lock,
+//     no atomic.
+//   * A free that finds the active list full (batch_size blocks) makes it the
+//     spare; if there was a spare already, that one goes to the depot.
+//   * An allocation that finds the active list empty takes the spare, else a
+//     batch from the depot, else calls malloc.
+//   * The depot keeps up to max_depot_batches batches per class (one mutex
+//     per class, taken once per batch_size frames); beyond that a batch goes
+//     back to malloc, so the memory kept for reuse is bounded.
+//
+// The two-list hysteresis means a thread that alternates allocation and free
+// at a batch boundary does not go to the depot each time: after a trip to the
+// depot it holds between one and two batches' worth of room either way.
+//
+// The classes are 24 + 16k bytes, the sizes whose malloc chunks waste nothing
+// (glibc adds an 8-byte header and rounds chunks to 16), so a cached frame
+// costs exactly the memory that malloc would have given it.
+//
+// The cache is thread-local but only reached through non-inlined functions,
+// never from a coroutine body, so no compiler caches its address across a
+// suspension point. A thread's cache hands its blocks to the depot when the
+// thread exits; frees after that go straight to the global allocator. The
+// depot itself is never destroyed (frames may be freed during static
+// destruction); what it holds stays reachable, so leak checkers do not flag it.
 
+#include <array>
 #include <cstddef>
-#include <memory>
+#include <mutex>
 #include <new>
-#include <utility>
 
-namespace csp::detail {
-
-template <class T>
-class ring_buffer {
-public:
-    explicit ring_buffer(std::size_t capacity = 0) : capacity_(capacity) {
-        if (capacity_) slots_ = std::allocator<T>().allocate(capacity_);
-    }
-    ring_buffer(const ring_buffer&) = delete;
-    ring_buffer& operator=(const ring_buffer&) = delete;
-    ~ring_buffer() {
-        clear();
-        if (slots_) std::allocator<T>().deallocate(slots_, capacity_);
-    }
-
-    std::size_t size() const noexcept { return size_; }
-    std::size_t capacity() const noexcept { return capacity_; }
-    bool empty() const noexcept { return size_ == 0; }
-    bool full() const noexcept { return size_ == capacity_; }
-
-    /// Precondition: !full(). If T's constructor throws, nothing changes.
-    template <class... Args>
-    void emplace_back(Args&&... args) {
-        std::size_t tail = head_ + size_;
-        if (tail >= capacity_) tail -= capacity_;
-        ::new (static_cast<void*>(slots_ + tail)) T(std::forward<Args>(args)...);
-        ++size_;
-    }
-
-    /// Precondition: !empty().
-    T pop_front() noexcept(std::is_nothrow_move_constructible_v<T>) {
-        T* slot = slots_ + head_;
-        T value(std::move(*slot));
-        std::destroy_at(slot);
-        if (++head_ == capacity_) head_ = 0;
-        --size_;
-        return value;
-    }
-
-    /// Doubles the capacity (at least 16), moving the values over.
-    void grow() {
-        std::size_t bigger = capacity_ ? capacity_ * 2 : 16;
-        T* fresh = std::allocator<T>().allocate(bigger);
-        std::size_t n = size_;
-        for (std::size_t i = 0; i < n; ++i) ::new (static_cast<void*>(fresh + i)) T(pop_front());
-        if (slots_) std::allocator<T>().deallocate(slots_, capacity_);
-        slots_ = fresh;
-        capacity_ = bigger;
-        head_ = 0;
-        size_ = n;
-    }
-
-    void clear() noexcept {
-        while (size_) {
-            std::destroy_at(slots_ + head_);
-            if (++head_ == capacity_) head_ = 0;
-            --size_;
-        }
-        head_ = 0;
-    }
-
-private:
-    T* slots_ = nullptr;
-    std::size_t capacity_ = 0;
-    std::size_t head_ = 0;
-    std::size_t size_ = 0;
-};
-
-}  // namespace csp::detail
-// ---- end csp/detail/ring_buffer.hpp ----
 
 // ---- begin csp/detail/spin_mutex.hpp ----
 // csp/detail/spin_mutex.hpp - a small mutex for short critical sections.
@@ -246,6 +206,279 @@ private:
 
 }  // namespace csp::detail
 // ---- end csp/detail/spin_mutex.hpp ----
+
+namespace csp::detail {
+
+struct frame_sizes {
+    static constexpr std::size_t granule = 16;
+    static constexpr std::size_t smallest = 24;
+    static constexpr std::size_t classes = 64;  // blocks of 24 .. 1032 bytes
+    static constexpr std::size_t batch_size = 64;
+    static constexpr std::size_t max_depot_batches = 256;
+
+    static std::size_t class_of(std::size_t n) noexcept {
+        return n <= smallest ? 0 : (n - smallest + granule - 1) / granule;
+    }
+    static std::size_t block_size(std::size_t c) noexcept { return smallest + c * granule; }
+};
+
+/// A free frame, threaded onto a list through its first bytes.
+struct free_block {
+    free_block* next;
+};
+
+/// A list of exactly batch_size free blocks (or fewer, for `active`).
+struct block_list {
+    free_block* head = nullptr;
+    std::size_t count = 0;
+
+    void push(free_block* b) noexcept {
+        b->next = head;
+        head = b;
+        ++count;
+    }
+    free_block* pop() noexcept {
+        free_block* b = head;
+        head = b->next;
+        --count;
+        return b;
+    }
+    void free_all() noexcept {
+        while (head) ::operator delete(pop());
+    }
+};
+
+/// Full batches shared by all threads, per size class.
+class frame_depot {
+public:
+    static frame_depot& instance() noexcept {
+        static frame_depot* depot = new frame_depot;  // never destroyed: see the file comment
+        return *depot;
+    }
+
+    /// Takes a batch of class c; empty if there is none.
+    block_list take(std::size_t c) noexcept {
+        shelf& s = shelves_[c];
+        std::lock_guard lock(s.mu);
+        if (s.batches == 0) return {};
+        --s.batches;
+        return s.stack[s.batches];
+    }
+
+    /// Keeps a full batch of class c, or frees it if the depot is full.
+    void give(std::size_t c, block_list batch) noexcept {
+        {
+            shelf& s = shelves_[c];
+            std::lock_guard lock(s.mu);
+            if (s.batches < frame_sizes::max_depot_batches) {
+                s.stack[s.batches++] = batch;
+                return;
+            }
+        }
+        batch.free_all();
+    }
+
+private:
+    struct shelf {
+        spin_mutex mu;
+        std::size_t batches = 0;
+        std::array<block_list, frame_sizes::max_depot_batches> stack{};
+    };
+    std::array<shelf, frame_sizes::classes> shelves_{};
+};
+
+class frame_cache : frame_sizes {
+public:
+    frame_cache() = default;
+    frame_cache(const frame_cache&) = delete;
+    frame_cache& operator=(const frame_cache&) = delete;
+    ~frame_cache() {
+        frame_depot& depot = frame_depot::instance();
+        for (std::size_t c = 0; c < classes; ++c) {
+            bin& b = bins_[c];
+            if (b.spare.count) depot.give(c, b.spare);
+            b.active.free_all();  // a partial list: the depot only takes full batches
+        }
+    }
+
+    void* allocate(std::size_t n) {
+        std::size_t c = class_of(n);
+        if (c >= classes) return ::operator new(n);
+        bin& b = bins_[c];
+        if (b.active.count == 0) refill(c, b);
+        if (b.active.count) return b.active.pop();
+        return ::operator new(block_size(c));
+    }
+
+    void deallocate(void* p, std::size_t n) noexcept {
+        std::size_t c = class_of(n);
+        if (c >= classes) {
+            ::operator delete(p);
+            return;
+        }
+        bin& b = bins_[c];
+        if (b.active.count == batch_size) retire(c, b);
+        b.active.push(static_cast<free_block*>(p));
+    }
+
+private:
+    struct bin {
+        block_list active;
+        block_list spare;  // empty or exactly batch_size blocks
+    };
+
+    static void refill(std::size_t c, bin& b) noexcept {
+        if (b.spare.count) {
+            b.active = b.spare;
+            b.spare = {};
+        } else {
+            b.active = frame_depot::instance().take(c);
+        }
+    }
+
+    static void retire(std::size_t c, bin& b) noexcept {
+        if (b.spare.count) frame_depot::instance().give(c, b.spare);
+        b.spare = b.active;
+        b.active = {};
+    }
+
+    std::array<bin, classes> bins_{};
+};
+
+// Trivially destructible, so readable even after thread-local destructors ran.
+inline thread_local bool frame_cache_gone = false;
+
+struct frame_cache_holder {
+    frame_cache cache;
+    ~frame_cache_holder() { frame_cache_gone = true; }
+};
+
+/// This thread's cache, or null once it has been destroyed (thread exit).
+[[gnu::noinline]] inline frame_cache* this_thread_frame_cache() noexcept {
+    if (frame_cache_gone) return nullptr;
+    thread_local frame_cache_holder holder;
+    return &holder.cache;
+}
+
+inline void* allocate_frame(std::size_t n) {
+    frame_cache* c = this_thread_frame_cache();
+    return c ? c->allocate(n) : ::operator new(n);
+}
+
+inline void deallocate_frame(void* p, std::size_t n) noexcept {
+    if (frame_cache* c = this_thread_frame_cache()) c->deallocate(p, n);
+    else ::operator delete(p);
+}
+
+}  // namespace csp::detail
+// ---- end csp/detail/frame_allocator.hpp ----
+
+// ---- begin csp/detail/ring_buffer.hpp ----
+// csp/detail/ring_buffer.hpp - a FIFO of T in one contiguous allocation.
+//
+// Used for a buffered channel's values (fixed capacity, never grows) and for
+// run queues (grows by doubling, so steady state allocates nothing). T only
+// needs to be move-constructible: slots are raw storage and values are
+// constructed and destroyed in place. Not synchronised.
+//
+// The storage comes from the frame allocator's per-thread caches
+// (frame_allocator.hpp) when it is small: a program that makes channels as
+// often as goroutines (a channel per call, as in W8) reuses their buffers
+// the way it reuses frames, without malloc's cross-thread frees.
+
+#include <cstddef>
+#include <memory>
+#include <new>
+#include <utility>
+
+
+namespace csp::detail {
+
+template <class T>
+class ring_buffer {
+public:
+    explicit ring_buffer(std::size_t capacity = 0) : capacity_(capacity) {
+        if (capacity_) slots_ = allocate(capacity_);
+    }
+    ring_buffer(const ring_buffer&) = delete;
+    ring_buffer& operator=(const ring_buffer&) = delete;
+    ~ring_buffer() {
+        clear();
+        if (slots_) deallocate(slots_, capacity_);
+    }
+
+    std::size_t size() const noexcept { return size_; }
+    std::size_t capacity() const noexcept { return capacity_; }
+    bool empty() const noexcept { return size_ == 0; }
+    bool full() const noexcept { return size_ == capacity_; }
+
+    /// Precondition: !full(). If T's constructor throws, nothing changes.
+    template <class... Args>
+    void emplace_back(Args&&... args) {
+        std::size_t tail = head_ + size_;
+        if (tail >= capacity_) tail -= capacity_;
+        ::new (static_cast<void*>(slots_ + tail)) T(std::forward<Args>(args)...);
+        ++size_;
+    }
+
+    /// Precondition: !empty().
+    T pop_front() noexcept(std::is_nothrow_move_constructible_v<T>) {
+        T* slot = slots_ + head_;
+        T value(std::move(*slot));
+        std::destroy_at(slot);
+        if (++head_ == capacity_) head_ = 0;
+        --size_;
+        return value;
+    }
+
+    /// Doubles the capacity (at least 16), moving the values over.
+    void grow() {
+        std::size_t bigger = capacity_ ? capacity_ * 2 : 16;
+        T* fresh = allocate(bigger);
+        std::size_t n = size_;
+        for (std::size_t i = 0; i < n; ++i) ::new (static_cast<void*>(fresh + i)) T(pop_front());
+        if (slots_) deallocate(slots_, capacity_);
+        slots_ = fresh;
+        capacity_ = bigger;
+        head_ = 0;
+        size_ = n;
+    }
+
+    void clear() noexcept {
+        while (size_) {
+            std::destroy_at(slots_ + head_);
+            if (++head_ == capacity_) head_ = 0;
+            --size_;
+        }
+        head_ = 0;
+    }
+
+private:
+    // Frames are aligned for any fundamental type; an over-aligned T goes
+    // to std::allocator.
+    static constexpr bool cached = alignof(T) <= __STDCPP_DEFAULT_NEW_ALIGNMENT__;
+
+    static T* allocate(std::size_t n) {
+        if constexpr (cached) {
+            if (n > std::size_t(-1) / sizeof(T)) throw std::bad_array_new_length();
+            return static_cast<T*>(allocate_frame(n * sizeof(T)));
+        } else {
+            return std::allocator<T>().allocate(n);
+        }
+    }
+    static void deallocate(T* p, std::size_t n) noexcept {
+        if constexpr (cached) deallocate_frame(p, n * sizeof(T));
+        else std::allocator<T>().deallocate(p, n);
+    }
+
+    T* slots_ = nullptr;
+    std::size_t capacity_ = 0;
+    std::size_t head_ = 0;
+    std::size_t size_ = 0;
+};
+
+}  // namespace csp::detail
+// ---- end csp/detail/ring_buffer.hpp ----
 
 // ---- begin csp/detail/waiter.hpp ----
 // csp/detail/waiter.hpp - the shared waiting and hand-off machinery.
@@ -1373,6 +1606,23 @@ class channel_state : public channel_base {
 public:
     explicit channel_state(std::size_t capacity) : buffer_(capacity) {}
 
+    /// A new channel state from the per-thread caches, like frames (see
+    /// ring_buffer.hpp for why), with a handle count of 1.
+    static channel_state* make(std::size_t capacity) {
+        void* p = allocate_frame(sizeof(channel_state));
+        try {
+            return ::new (p) channel_state(capacity);
+        } catch (...) {
+            deallocate_frame(p, sizeof(channel_state));
+            throw;
+        }
+    }
+    /// Destroys a state made by make().
+    static void destroy(channel_state* s) noexcept {
+        s->~channel_state();
+        deallocate_frame(s, sizeof(channel_state));
+    }
+
     std::size_t capacity() const noexcept { return buffer_.capacity(); }
     std::size_t size_locked() const noexcept { return buffer_.size(); }
 
@@ -1479,216 +1729,6 @@ private:
 #include <type_traits>
 #include <utility>
 
-
-// ---- begin csp/detail/frame_allocator.hpp ----
-// csp/detail/frame_allocator.hpp - per-thread caches of coroutine frames,
-// refilled and drained in batches through a process-wide depot.
-//
-// Goroutines are created on one worker and often finish on another: in a
-// spawn-heavy program (a loop of csp::go, a recursive fork/join) one thread
-// allocates frames all the time and another frees them. glibc's malloc
-// serialises such cross-thread frees on the allocating arena's lock, and a
-// plain per-thread cache does not help: the freeing thread's cache fills up
-// while the allocating thread's stays empty. So, as in tcmalloc and in Go's
-// mcache/mcentral, frames flow between threads in batches:
-//
-//   * Each thread keeps, per size class, an active list and at most one full
-//     spare batch. Allocation and free touch only the active list: no lock,
-//     no atomic.
-//   * A free that finds the active list full (batch_size blocks) makes it the
-//     spare; if there was a spare already, that one goes to the depot.
-//   * An allocation that finds the active list empty takes the spare, else a
-//     batch from the depot, else calls malloc.
-//   * The depot keeps up to max_depot_batches batches per class (one mutex
-//     per class, taken once per batch_size frames); beyond that a batch goes
-//     back to malloc, so the memory kept for reuse is bounded.
-//
-// The two-list hysteresis means a thread that alternates allocation and free
-// at a batch boundary does not go to the depot each time: after a trip to the
-// depot it holds between one and two batches' worth of room either way.
-//
-// The classes are 24 + 16k bytes, the sizes whose malloc chunks waste nothing
-// (glibc adds an 8-byte header and rounds chunks to 16), so a cached frame
-// costs exactly the memory that malloc would have given it.
-//
-// The cache is thread-local but only reached through non-inlined functions,
-// never from a coroutine body, so no compiler caches its address across a
-// suspension point. A thread's cache hands its blocks to the depot when the
-// thread exits; frees after that go straight to the global allocator. The
-// depot itself is never destroyed (frames may be freed during static
-// destruction); what it holds stays reachable, so leak checkers do not flag it.
-
-#include <array>
-#include <cstddef>
-#include <mutex>
-#include <new>
-
-
-namespace csp::detail {
-
-struct frame_sizes {
-    static constexpr std::size_t granule = 16;
-    static constexpr std::size_t smallest = 24;
-    static constexpr std::size_t classes = 64;  // blocks of 24 .. 1032 bytes
-    static constexpr std::size_t batch_size = 64;
-    static constexpr std::size_t max_depot_batches = 256;
-
-    static std::size_t class_of(std::size_t n) noexcept {
-        return n <= smallest ? 0 : (n - smallest + granule - 1) / granule;
-    }
-    static std::size_t block_size(std::size_t c) noexcept { return smallest + c * granule; }
-};
-
-/// A free frame, threaded onto a list through its first bytes.
-struct free_block {
-    free_block* next;
-};
-
-/// A list of exactly batch_size free blocks (or fewer, for `active`).
-struct block_list {
-    free_block* head = nullptr;
-    std::size_t count = 0;
-
-    void push(free_block* b) noexcept {
-        b->next = head;
-        head = b;
-        ++count;
-    }
-    free_block* pop() noexcept {
-        free_block* b = head;
-        head = b->next;
-        --count;
-        return b;
-    }
-    void free_all() noexcept {
-        while (head) ::operator delete(pop());
-    }
-};
-
-/// Full batches shared by all threads, per size class.
-class frame_depot {
-public:
-    static frame_depot& instance() noexcept {
-        static frame_depot* depot = new frame_depot;  // never destroyed: see the file comment
-        return *depot;
-    }
-
-    /// Takes a batch of class c; empty if there is none.
-    block_list take(std::size_t c) noexcept {
-        shelf& s = shelves_[c];
-        std::lock_guard lock(s.mu);
-        if (s.batches == 0) return {};
-        --s.batches;
-        return s.stack[s.batches];
-    }
-
-    /// Keeps a full batch of class c, or frees it if the depot is full.
-    void give(std::size_t c, block_list batch) noexcept {
-        {
-            shelf& s = shelves_[c];
-            std::lock_guard lock(s.mu);
-            if (s.batches < frame_sizes::max_depot_batches) {
-                s.stack[s.batches++] = batch;
-                return;
-            }
-        }
-        batch.free_all();
-    }
-
-private:
-    struct shelf {
-        spin_mutex mu;
-        std::size_t batches = 0;
-        std::array<block_list, frame_sizes::max_depot_batches> stack{};
-    };
-    std::array<shelf, frame_sizes::classes> shelves_{};
-};
-
-class frame_cache : frame_sizes {
-public:
-    frame_cache() = default;
-    frame_cache(const frame_cache&) = delete;
-    frame_cache& operator=(const frame_cache&) = delete;
-    ~frame_cache() {
-        frame_depot& depot = frame_depot::instance();
-        for (std::size_t c = 0; c < classes; ++c) {
-            bin& b = bins_[c];
-            if (b.spare.count) depot.give(c, b.spare);
-            b.active.free_all();  // a partial list: the depot only takes full batches
-        }
-    }
-
-    void* allocate(std::size_t n) {
-        std::size_t c = class_of(n);
-        if (c >= classes) return ::operator new(n);
-        bin& b = bins_[c];
-        if (b.active.count == 0) refill(c, b);
-        if (b.active.count) return b.active.pop();
-        return ::operator new(block_size(c));
-    }
-
-    void deallocate(void* p, std::size_t n) noexcept {
-        std::size_t c = class_of(n);
-        if (c >= classes) {
-            ::operator delete(p);
-            return;
-        }
-        bin& b = bins_[c];
-        if (b.active.count == batch_size) retire(c, b);
-        b.active.push(static_cast<free_block*>(p));
-    }
-
-private:
-    struct bin {
-        block_list active;
-        block_list spare;  // empty or exactly batch_size blocks
-    };
-
-    static void refill(std::size_t c, bin& b) noexcept {
-        if (b.spare.count) {
-            b.active = b.spare;
-            b.spare = {};
-        } else {
-            b.active = frame_depot::instance().take(c);
-        }
-    }
-
-    static void retire(std::size_t c, bin& b) noexcept {
-        if (b.spare.count) frame_depot::instance().give(c, b.spare);
-        b.spare = b.active;
-        b.active = {};
-    }
-
-    std::array<bin, classes> bins_{};
-};
-
-// Trivially destructible, so readable even after thread-local destructors ran.
-inline thread_local bool frame_cache_gone = false;
-
-struct frame_cache_holder {
-    frame_cache cache;
-    ~frame_cache_holder() { frame_cache_gone = true; }
-};
-
-/// This thread's cache, or null once it has been destroyed (thread exit).
-[[gnu::noinline]] inline frame_cache* this_thread_frame_cache() noexcept {
-    if (frame_cache_gone) return nullptr;
-    thread_local frame_cache_holder holder;
-    return &holder.cache;
-}
-
-inline void* allocate_frame(std::size_t n) {
-    frame_cache* c = this_thread_frame_cache();
-    return c ? c->allocate(n) : ::operator new(n);
-}
-
-inline void deallocate_frame(void* p, std::size_t n) noexcept {
-    if (frame_cache* c = this_thread_frame_cache()) c->deallocate(p, n);
-    else ::operator delete(p);
-}
-
-}  // namespace csp::detail
-// ---- end csp/detail/frame_allocator.hpp ----
 
 namespace csp {
 
@@ -2260,7 +2300,8 @@ public:
     ~channel() {
         // acq_rel: the last handle's owner must see every other owner's use
         // of the state (their releases) before it destroys it.
-        if (state_ && state_->handles.fetch_sub(1, std::memory_order_acq_rel) == 1) delete state_;
+        if (state_ && state_->handles.fetch_sub(1, std::memory_order_acq_rel) == 1)
+            detail::channel_state<T>::destroy(state_);
     }
 
     /// `co_await ch.send(std::move(v))`: moves from v only if the send happens.
@@ -2339,7 +2380,7 @@ private:
 /// Makes a channel with room for `capacity` values (0: unbuffered).
 template <class T>
 channel<T> make_channel(std::size_t capacity = 0) {
-    return channel<T>(new detail::channel_state<T>(capacity));
+    return channel<T>(detail::channel_state<T>::make(capacity));
 }
 
 }  // namespace csp

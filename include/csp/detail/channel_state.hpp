@@ -27,6 +27,7 @@
 #include <optional>
 #include <utility>
 
+#include "frame_allocator.hpp"
 #include "ring_buffer.hpp"
 #include "spin_mutex.hpp"
 #include "waiter.hpp"
@@ -91,6 +92,23 @@ template <class T>
 class channel_state : public channel_base {
 public:
     explicit channel_state(std::size_t capacity) : buffer_(capacity) {}
+
+    /// A new channel state from the per-thread caches, like frames (see
+    /// ring_buffer.hpp for why), with a handle count of 1.
+    static channel_state* make(std::size_t capacity) {
+        void* p = allocate_frame(sizeof(channel_state));
+        try {
+            return ::new (p) channel_state(capacity);
+        } catch (...) {
+            deallocate_frame(p, sizeof(channel_state));
+            throw;
+        }
+    }
+    /// Destroys a state made by make().
+    static void destroy(channel_state* s) noexcept {
+        s->~channel_state();
+        deallocate_frame(s, sizeof(channel_state));
+    }
 
     std::size_t capacity() const noexcept { return buffer_.capacity(); }
     std::size_t size_locked() const noexcept { return buffer_.size(); }

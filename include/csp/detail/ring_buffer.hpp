@@ -4,6 +4,11 @@
 // run queues (grows by doubling, so steady state allocates nothing). T only
 // needs to be move-constructible: slots are raw storage and values are
 // constructed and destroyed in place. Not synchronised.
+//
+// The storage comes from the frame allocator's per-thread caches
+// (frame_allocator.hpp) when it is small: a program that makes channels as
+// often as goroutines (a channel per call, as in W8) reuses their buffers
+// the way it reuses frames, without malloc's cross-thread frees.
 #pragma once
 
 #include <cstddef>
@@ -11,19 +16,21 @@
 #include <new>
 #include <utility>
 
+#include "frame_allocator.hpp"
+
 namespace csp::detail {
 
 template <class T>
 class ring_buffer {
 public:
     explicit ring_buffer(std::size_t capacity = 0) : capacity_(capacity) {
-        if (capacity_) slots_ = std::allocator<T>().allocate(capacity_);
+        if (capacity_) slots_ = allocate(capacity_);
     }
     ring_buffer(const ring_buffer&) = delete;
     ring_buffer& operator=(const ring_buffer&) = delete;
     ~ring_buffer() {
         clear();
-        if (slots_) std::allocator<T>().deallocate(slots_, capacity_);
+        if (slots_) deallocate(slots_, capacity_);
     }
 
     std::size_t size() const noexcept { return size_; }
@@ -53,10 +60,10 @@ public:
     /// Doubles the capacity (at least 16), moving the values over.
     void grow() {
         std::size_t bigger = capacity_ ? capacity_ * 2 : 16;
-        T* fresh = std::allocator<T>().allocate(bigger);
+        T* fresh = allocate(bigger);
         std::size_t n = size_;
         for (std::size_t i = 0; i < n; ++i) ::new (static_cast<void*>(fresh + i)) T(pop_front());
-        if (slots_) std::allocator<T>().deallocate(slots_, capacity_);
+        if (slots_) deallocate(slots_, capacity_);
         slots_ = fresh;
         capacity_ = bigger;
         head_ = 0;
@@ -73,6 +80,23 @@ public:
     }
 
 private:
+    // Frames are aligned for any fundamental type; an over-aligned T goes
+    // to std::allocator.
+    static constexpr bool cached = alignof(T) <= __STDCPP_DEFAULT_NEW_ALIGNMENT__;
+
+    static T* allocate(std::size_t n) {
+        if constexpr (cached) {
+            if (n > std::size_t(-1) / sizeof(T)) throw std::bad_array_new_length();
+            return static_cast<T*>(allocate_frame(n * sizeof(T)));
+        } else {
+            return std::allocator<T>().allocate(n);
+        }
+    }
+    static void deallocate(T* p, std::size_t n) noexcept {
+        if constexpr (cached) deallocate_frame(p, n * sizeof(T));
+        else std::allocator<T>().deallocate(p, n);
+    }
+
     T* slots_ = nullptr;
     std::size_t capacity_ = 0;
     std::size_t head_ = 0;
