@@ -140,28 +140,34 @@ TEST_CASE("a ready channel case beats a pending timeout, and the losing timer is
 
 TEST_CASE("a select with timeouts racing sends accounts for every value") {
     // Receivers use short timeouts while senders race them: a value is
-    // either received or still in the channel at the end, never lost.
+    // either received or still in the channel at the end, never lost. A
+    // receiver leaves only on a timeout after every sender has finished, so
+    // no sender can be left blocked however the timeouts fall (the test
+    // does not depend on timing: a slow machine only sees more timeouts).
     long received = csp::run([]() -> csp::task<long> {
         auto ch = csp::make_channel<int>(4);
+        auto senders_done = csp::make_channel<int>();  // closed when all have sent
         std::atomic<long> got{0};
-        csp::wait_group wg;
-        wg.add(8);
+        csp::wait_group senders, receivers;
+        senders.add(4);
+        receivers.add(4);
         for (int s = 0; s < 4; ++s)
             csp::go([&, ch]() mutable -> csp::task<> {
                 for (int i = 0; i < 500; ++i) co_await ch.send(1);
-                wg.done();
+                senders.done();
             });
         for (int r = 0; r < 4; ++r)
-            csp::go([&, ch]() mutable -> csp::task<> {
-                int timeouts = 0;
-                while (timeouts < 3) {
+            csp::go([&, ch, senders_done]() mutable -> csp::task<> {
+                for (;;) {
                     auto res = co_await csp::select(ch.recv(), csp::after(2ms));
                     if (res.index() == 0) got += *res.get<0>();
-                    else ++timeouts;
+                    else if (senders_done.try_recv().status == csp::chan_status::closed) break;
                 }
-                wg.done();
+                receivers.done();
             });
-        co_await wg.wait();
+        co_await senders.wait();
+        senders_done.close();
+        co_await receivers.wait();
         long left = 0;
         while (auto v = ch.try_recv()) left += *v.value;
         co_return got + left;
