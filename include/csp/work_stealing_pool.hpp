@@ -15,7 +15,8 @@
 //   spawned children run depth-first on their parent's worker, as in Cilk
 //   and oneTBB; thieves take the oldest entries.
 // * Fairness. Every `global_poll_interval` ticks a worker takes the oldest
-//   work first (I/O, the global queue, the oldest local entry), so neither a
+//   work first (I/O, the global queue, and the oldest local entry if the
+//   local queue has not been empty for `oldest_wait_limit_ns`), so neither a
 //   ping-pong pair in the run-next slot nor newer work starves older work.
 //   yield() re-queues on the global queue (Go's Gosched).
 // * Stealing. A worker with nothing to do steals half of another worker's
@@ -137,7 +138,7 @@ public:
             if (!displaced) return;  // the worker runs it when the current goroutine suspends
             push_local(*w, displaced);
         } else {
-            push_global_from_outside(h);
+            push_global(h, /*from_outside=*/true);
         }
         notify_work();
     }
@@ -147,12 +148,7 @@ public:
     /// the local queue runs newest first.
     void post_yield(std::coroutine_handle<> h) {
         worker* w = current_worker();
-        if (w && w->pool == this) {
-            std::lock_guard lock(global_mu_);
-            global_push_locked(h);
-        } else {
-            push_global_from_outside(h);
-        }
+        push_global(h, /*from_outside=*/!(w && w->pool == this));
         notify_work();
     }
 
@@ -229,10 +225,12 @@ private:
         global_push_locked(h);
     }
 
-    void push_global_from_outside(std::coroutine_handle<> h) {
+    /// A post from outside the pool counts as activity for the deadlock
+    /// detector; a worker's own yield does not.
+    void push_global(std::coroutine_handle<> h, bool from_outside) {
         std::lock_guard lock(global_mu_);
         global_push_locked(h);
-        external_posts_.fetch_add(1, std::memory_order_relaxed);  // activity, for the deadlock detector
+        if (from_outside) external_posts_.fetch_add(1, std::memory_order_relaxed);
     }
 
     void global_push_locked(std::coroutine_handle<> h) {
@@ -303,14 +301,14 @@ private:
         return pop_global(w);
     }
 
+    /// The oldest local entry, if the queue has not been empty (nothing
+    /// waiting) for oldest_wait_limit_ns since the last one was served.
     std::coroutine_handle<> take_starving_oldest(worker& w) {
         std::int64_t now = detail::coarse_now_ns();
-        if (w.queue.empty() || now - w.oldest_served_ns < oldest_wait_limit_ns) {
-            if (w.queue.empty()) w.oldest_served_ns = now;  // nothing waits
-            return {};
-        }
+        bool waiting = !w.queue.empty();
+        if (waiting && now - w.oldest_served_ns < oldest_wait_limit_ns) return {};
         w.oldest_served_ns = now;
-        return w.queue.pop_oldest();
+        return waiting ? w.queue.pop_oldest() : std::coroutine_handle<>{};
     }
 
     /// Looks for ready fds without blocking and wakes their goroutines (into

@@ -5205,7 +5205,8 @@ private:
 //   spawned children run depth-first on their parent's worker, as in Cilk
 //   and oneTBB; thieves take the oldest entries.
 // * Fairness. Every `global_poll_interval` ticks a worker takes the oldest
-//   work first (I/O, the global queue, the oldest local entry), so neither a
+//   work first (I/O, the global queue, and the oldest local entry if the
+//   local queue has not been empty for `oldest_wait_limit_ns`), so neither a
 //   ping-pong pair in the run-next slot nor newer work starves older work.
 //   yield() re-queues on the global queue (Go's Gosched).
 // * Stealing. A worker with nothing to do steals half of another worker's
@@ -5268,8 +5269,8 @@ private:
 // tree keeps O(depth) frames alive instead of a whole level of the tree, and
 // the frames it touches are still in cache. Thieves take the oldest work,
 // the roots of the biggest subtrees. Fairness (nothing waits forever behind
-// newer work) is the scheduler's job: it takes the oldest entry every few
-// ticks (see work_stealing_pool.hpp).
+// newer work) is the scheduler's job: it takes the oldest entry when the
+// queue has not been empty for a while (see work_stealing_pool.hpp).
 //
 // Synchronisation: head, tail and a version number share one 64-bit atomic
 // word, and every change to the queue's extent (push, pop at either end,
@@ -5482,7 +5483,7 @@ public:
             if (!displaced) return;  // the worker runs it when the current goroutine suspends
             push_local(*w, displaced);
         } else {
-            push_global_from_outside(h);
+            push_global(h, /*from_outside=*/true);
         }
         notify_work();
     }
@@ -5492,12 +5493,7 @@ public:
     /// the local queue runs newest first.
     void post_yield(std::coroutine_handle<> h) {
         worker* w = current_worker();
-        if (w && w->pool == this) {
-            std::lock_guard lock(global_mu_);
-            global_push_locked(h);
-        } else {
-            push_global_from_outside(h);
-        }
+        push_global(h, /*from_outside=*/!(w && w->pool == this));
         notify_work();
     }
 
@@ -5574,10 +5570,12 @@ private:
         global_push_locked(h);
     }
 
-    void push_global_from_outside(std::coroutine_handle<> h) {
+    /// A post from outside the pool counts as activity for the deadlock
+    /// detector; a worker's own yield does not.
+    void push_global(std::coroutine_handle<> h, bool from_outside) {
         std::lock_guard lock(global_mu_);
         global_push_locked(h);
-        external_posts_.fetch_add(1, std::memory_order_relaxed);  // activity, for the deadlock detector
+        if (from_outside) external_posts_.fetch_add(1, std::memory_order_relaxed);
     }
 
     void global_push_locked(std::coroutine_handle<> h) {
@@ -5648,14 +5646,14 @@ private:
         return pop_global(w);
     }
 
+    /// The oldest local entry, if the queue has not been empty (nothing
+    /// waiting) for oldest_wait_limit_ns since the last one was served.
     std::coroutine_handle<> take_starving_oldest(worker& w) {
         std::int64_t now = detail::coarse_now_ns();
-        if (w.queue.empty() || now - w.oldest_served_ns < oldest_wait_limit_ns) {
-            if (w.queue.empty()) w.oldest_served_ns = now;  // nothing waits
-            return {};
-        }
+        bool waiting = !w.queue.empty();
+        if (waiting && now - w.oldest_served_ns < oldest_wait_limit_ns) return {};
         w.oldest_served_ns = now;
-        return w.queue.pop_oldest();
+        return waiting ? w.queue.pop_oldest() : std::coroutine_handle<>{};
     }
 
     /// Looks for ready fds without blocking and wakes their goroutines (into

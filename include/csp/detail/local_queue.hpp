@@ -8,8 +8,8 @@
 // tree keeps O(depth) frames alive instead of a whole level of the tree, and
 // the frames it touches are still in cache. Thieves take the oldest work,
 // the roots of the biggest subtrees. Fairness (nothing waits forever behind
-// newer work) is the scheduler's job: it takes the oldest entry every few
-// ticks (see work_stealing_pool.hpp).
+// newer work) is the scheduler's job: it takes the oldest entry when the
+// queue has not been empty for a while (see work_stealing_pool.hpp).
 //
 // Synchronisation: head, tail and a version number share one 64-bit atomic
 // word, and every change to the queue's extent (push, pop at either end,
