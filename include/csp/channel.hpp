@@ -95,6 +95,7 @@ public:
         status = wait_status::pending;
         armed_ = true;
         queue().push_back(*this);
+        ch_->raise_gates_locked(is_send_);  // G1 (already up if G2 was followed; never lowers)
     }
 
     /// Unlinks the waiter if a counterpart did not already. Takes the lock.
@@ -102,8 +103,17 @@ public:
         if (!armed_) return;
         std::lock_guard lock(ch_->mu);
         queue().remove(*this);
+        ch_->sync_gates_locked();
         armed_ = false;
     }
+
+    /// Before a select parks: raises the gates of a buffered channel (G2 in
+    /// channel_state.hpp) so that a retry of case_try_locked is final. False
+    /// if there is nothing to gate (unbuffered). Requires the lock.
+    bool case_gate_locked() noexcept { return ch_->raise_gates_locked(is_send_); }
+    /// Lowers gates that case_gate_locked raised, if the select did not
+    /// park after all. Requires the lock.
+    void case_settle_locked() noexcept { ch_->sync_gates_locked(); }
 
 protected:
     channel_op_base(channel_base* ch, bool is_send) noexcept : is_send_(is_send), ch_(ch) {}
@@ -116,6 +126,20 @@ protected:
     /// True while parked on the channel (a plain co_await or a select arm),
     /// until the verdict is taken.
     bool armed() const noexcept { return armed_; }
+
+    /// The slow half of await_ready, after the lock-free path (if any)
+    /// failed: `try_locked` is the case's case_try_locked. True if the
+    /// operation completed; false with the lock still held and the gates
+    /// raised (G2) when it must park.
+    template <class Try>
+    bool complete_or_prepare_to_park(Try try_locked) {
+        ch_->mu.lock();
+        if (try_locked() || (ch_->raise_gates_locked(is_send_) && try_locked())) {
+            ch_->mu.unlock();
+            return true;
+        }
+        return false;  // still locked: await_suspend parks
+    }
 
     /// Called by await_ready after the operation completed at once: true to
     /// continue without suspending, false to suspend just to yield, because
@@ -142,6 +166,7 @@ protected:
         if (!ch_) return;
         executor_ref ex = current_executor();
         if (!ex) {
+            ch_->sync_gates_locked();  // raised for a wait that will not happen
             ch_->mu.unlock();
             require_current_executor("a blocking channel operation");
         }
@@ -215,9 +240,11 @@ public:
 
     bool await_ready() {
         if (!ch_) return false;  // nil: blocks forever
-        ch_->mu.lock();
-        if (!case_try_locked()) return false;  // still locked: await_suspend parks
-        ch_->mu.unlock();
+        if (state()->try_send_fast(*src_)) {
+            status_ = chan_status::ok;
+        } else if (!complete_or_prepare_to_park([this] { return case_try_locked(); })) {
+            return false;  // still locked: await_suspend parks
+        }
         return continue_or_yield();
     }
     template <class P>
@@ -274,10 +301,9 @@ public:
     ~recv_awaiter() { drop_result(); }
 
     bool await_ready() {
-        if (!ch_) return false;
-        ch_->mu.lock();
-        if (!case_try_locked()) return false;  // still locked: await_suspend parks
-        ch_->mu.unlock();
+        if (!ch_) return false;  // nil: blocks forever
+        if (!state()->try_recv_fast(into()) && !complete_or_prepare_to_park([this] { return case_try_locked(); }))
+            return false;  // still locked: await_suspend parks
         return continue_or_yield();
     }
     template <class P>
@@ -378,6 +404,7 @@ public:
     /// closed instead of throwing; reports would_block on a nil channel.
     chan_status try_send(T&& v) const noexcept {
         if (!state_) return chan_status::would_block;
+        if (state_->try_send_fast(v)) return chan_status::ok;
         std::lock_guard lock(state_->mu);
         return state_->try_send_locked(v);
     }
@@ -392,6 +419,10 @@ public:
     try_recv_result<T> try_recv() const noexcept {
         try_recv_result<T> r{chan_status::would_block, std::nullopt};
         if (!state_) return r;
+        if (state_->try_recv_fast(r.value)) {
+            r.status = chan_status::ok;
+            return r;
+        }
         std::lock_guard lock(state_->mu);
         r.status = state_->try_recv_locked(r.value);
         return r;
@@ -411,11 +442,7 @@ public:
     }
 
     /// Number of buffered values (a snapshot). 0 for a nil channel.
-    std::size_t size() const noexcept {
-        if (!state_) return 0;
-        std::lock_guard lock(state_->mu);
-        return state_->size_locked();
-    }
+    std::size_t size() const noexcept { return state_ ? state_->size() : 0; }
     /// The buffer capacity; 0 for unbuffered and nil channels.
     std::size_t capacity() const noexcept { return state_ ? state_->capacity() : 0; }
     /// True once close() has been called. False for a nil channel.

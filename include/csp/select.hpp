@@ -19,6 +19,12 @@
 //     (nullopt); a send to a waiting receiver or into the buffer, or to a
 //     closed channel (which throws channel_closed, as Go panics). Nothing is
 //     taken from or given to any other case.
+//  2b. If a case is on a buffered channel, its buffer can still change
+//     under the lock, through the channel's lock-free path: raise the
+//     gates of every such case (G2 in detail/channel_state.hpp) and repeat
+//     step 2. Now a case found not ready stays so until the locks are
+//     released, so "none is ready" is a fact for steps 3 and 4. If a case
+//     completes, or step 3 chooses the default, lower the gates again.
 //  3. If none can and there is a default_case, choose it.
 //  4. Otherwise queue one waiter per case, all pointing at one blocked_op,
 //     unlock and suspend. Every counterpart must claim the blocked_op (one
@@ -182,6 +188,18 @@ private:
 
 inline constexpr int default_fired = -2;
 
+/// Step 2b for one case: cases on buffered channels have gates to raise
+/// (and settle); timers and I/O waits have no lock-free path to shut.
+template <class C>
+bool case_gate(C& c) noexcept {
+    if constexpr (requires { c.case_gate_locked(); }) return c.case_gate_locked();
+    else return false;
+}
+template <class C>
+void case_settle(C& c) noexcept {
+    if constexpr (requires { c.case_settle_locked(); }) c.case_settle_locked();
+}
+
 inline constexpr wait_kind select_kind{"select"};
 
 /// A select that completed at once still yields when the thread's
@@ -219,6 +237,36 @@ bool complete_one_at_a_time(Cases& cases, Order& order, int& fired) {
     return false;
 }
 
+/// Step 2 (and 2b): visits the cases in `order` and completes the first
+/// that can complete now; all their locks are held.
+template <class Cases, class Order>
+bool try_each_locked(Cases& cases, Order& order, int& fired) {
+    for (std::uint32_t i : order) {
+        if (cases.mutex(i) && cases.try_locked(i)) {
+            fired = int(i);
+            return true;
+        }
+    }
+    return false;
+}
+
+/// Step 2b: raises the gates of every case on a buffered channel. True if
+/// there was any.
+template <class Cases>
+bool gate_all_locked(Cases& cases) {
+    bool any = false;
+    for (std::size_t i = 0; i < cases.size(); ++i)
+        if (cases.mutex(i) && cases.gate_locked(i)) any = true;
+    return any;
+}
+
+/// Lowers what gate_all_locked raised, for a select that will not park.
+template <class Cases>
+void settle_all_locked(Cases& cases) {
+    for (std::size_t i = 0; i < cases.size(); ++i)
+        if (cases.mutex(i)) cases.settle_locked(i);
+}
+
 /// Steps 1-4 of the algorithm above, for any list of cases. `Cases` gives
 /// size(), mutex(i), try_locked(i), arm_locked(i, op) and note_parked()
 /// (records the wait for goroutine dumps; only a select that parks pays for it). Returns true if
@@ -241,9 +289,15 @@ bool select_start(Cases& cases, bool biased, bool has_default, blocked_op& op, s
 
     select_locks<N> locks(k, [&](std::size_t i) { return cases.mutex(i); });
     locks.lock_all();
-    for (std::uint32_t i : order) {
-        if (cases.mutex(i) && cases.try_locked(i)) {
-            fired = int(i);
+    if (try_each_locked(cases, order, fired)) {
+        locks.unlock_all();
+        return false;
+    }
+    executor_ref ex = current_executor();
+    if (gate_all_locked(cases)) {
+        bool done = try_each_locked(cases, order, fired);
+        if (done || has_default || !ex) settle_all_locked(cases);  // not parking: the gates go down
+        if (done) {
             locks.unlock_all();
             return false;
         }
@@ -253,7 +307,6 @@ bool select_start(Cases& cases, bool biased, bool has_default, blocked_op& op, s
         locks.unlock_all();
         return false;
     }
-    executor_ref ex = current_executor();
     if (!ex) {
         locks.unlock_all();
         require_current_executor("a blocking csp::select");
@@ -354,6 +407,18 @@ public:
                 std::get<c>(cases_).case_arm_locked(op, int(c));
         });
     }
+    bool gate_locked(std::size_t i) noexcept {
+        return dispatch(i, [&](auto c) {
+            if constexpr (is_default_case<std::tuple_element_t<c, std::tuple<Cases...>>>) return false;
+            else return case_gate(std::get<c>(cases_));
+        });
+    }
+    void settle_locked(std::size_t i) noexcept {
+        dispatch(i, [&](auto c) {
+            if constexpr (!is_default_case<std::tuple_element_t<c, std::tuple<Cases...>>>)
+                case_settle(std::get<c>(cases_));
+        });
+    }
     void disarm(std::size_t i) noexcept {
         dispatch(i, [&](auto c) {
             if constexpr (!is_default_case<std::tuple_element_t<c, std::tuple<Cases...>>>)
@@ -439,6 +504,8 @@ public:
     spin_mutex* mutex(std::size_t i) noexcept { return cases_[i].case_mutex(); }
     bool try_locked(std::size_t i) noexcept { return cases_[i].case_try_locked(); }
     void arm_locked(std::size_t i, blocked_op& op) noexcept { cases_[i].case_arm_locked(op, int(i)); }
+    bool gate_locked(std::size_t i) noexcept { return case_gate(cases_[i]); }
+    void settle_locked(std::size_t i) noexcept { case_settle(cases_[i]); }
     void disarm(std::size_t i) noexcept { cases_[i].case_disarm(); }
     void woken(std::size_t i) noexcept { cases_[i].case_woken(); }
 

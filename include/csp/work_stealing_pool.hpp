@@ -146,10 +146,17 @@ public:
     /// Queues `h` behind the work already queued (for csp::yield and the
     /// cooperative budget): on the global queue, like Go's Gosched, since
     /// the local queue runs newest first.
+    ///
+    /// From a worker of this pool it wakes nobody, like Go's Gosched: the
+    /// yielding worker itself goes on and takes `h` from the global queue
+    /// when its turn comes, so no work can be stranded, and a cooperative
+    /// budget spent every few hundred operations does not cost a futex wake
+    /// of an idle worker (and its going back to sleep) each time.
     void post_yield(std::coroutine_handle<> h) {
         worker* w = current_worker();
-        push_global(h, /*from_outside=*/!(w && w->pool == this));
-        notify_work();
+        bool from_outside = !(w && w->pool == this);
+        push_global(h, from_outside);
+        if (from_outside) notify_work();
     }
 
     /// Asks the workers to exit once their current goroutine suspends.

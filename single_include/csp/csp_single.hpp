@@ -70,12 +70,31 @@ inline thread_local int budget_left = budget_per_resumption;
 // ---- begin csp/detail/channel_state.hpp ----
 // csp/detail/channel_state.hpp - the shared state behind a csp::channel<T>.
 //
-// One lock guards everything; the algorithm is Go's (runtime/chan.go).
+// The algorithm is Go's (runtime/chan.go): one lock guards the wait queues
+// and the closed flag, and blocked senders and receivers are served in
+// order. What Go does not have is the lock-free path of a buffered channel:
+// its values live in a channel_ring (channel_ring.hpp) that sends and
+// receives use without the lock while nobody is parked on the channel. The
+// ring's gates keep the two paths apart:
+//
+//   G1. The tail gate is raised while the channel is closed or any waiter is
+//       queued; the head gate while a sender waiter is queued. So a
+//       lock-free send never slips past a parked receiver or sender, and a
+//       lock-free receive never frees a slot that a parked sender is owed:
+//       both go to the locked path, which hands over in Go's order.
+//   G2. An operation parks only after raising its gates and retrying under
+//       the lock: a receiver raises the tail gate (no lock-free send can
+//       follow), a sender both (nor can a lock-free receive). The retry is
+//       privileged, so its "empty" or "full" is final until the lock is
+//       released, and the waiter is queued before that.
+// Gates are only changed with the lock held, and sync_gates_locked() brings
+// them back in line with G1 after the queues change.
 //
 // Invariants, true whenever `mu` is not held:
-//   I1. buffer.size() <= capacity.
+//   I1. The buffer holds at most `capacity` values.
 //   I2. If recvq holds an unclaimed waiter, the buffer is empty: a sender
-//       always hands its value straight to a waiting receiver first.
+//       always hands its value straight to a waiting receiver first (and by
+//       G1/G2 no lock-free send can fill the buffer behind its back).
 //   I3. If sendq holds an unclaimed waiter, the buffer is full (for an
 //       unbuffered channel, "full" is trivially true).
 //   I4. Once closed, sendq and recvq hold no unclaimed waiters: close claims
@@ -84,7 +103,8 @@ inline thread_local int budget_left = budget_per_resumption;
 //       channel, I2 and I3 mean unclaimed waiters sit in at most one queue.
 // Claimed or stale waiters (a select that fired on another channel) may
 // linger until someone pops them or their owner unlinks them; claim_front
-// skips them.
+// skips them. They only keep a gate raised longer than needed, which sends
+// lock-free operations to the locked path; the next sync lowers it.
 //
 // Every function named *_locked expects `mu` to be held by the caller. They
 // are the building blocks that channel<T>'s awaiters and csp::select share.
@@ -373,112 +393,277 @@ inline void deallocate_frame(void* p, std::size_t n) noexcept {
 }  // namespace csp::detail
 // ---- end csp/detail/frame_allocator.hpp ----
 
-// ---- begin csp/detail/ring_buffer.hpp ----
-// csp/detail/ring_buffer.hpp - a FIFO of T in one contiguous allocation.
+// ---- begin csp/detail/channel_ring.hpp ----
+// csp/detail/channel_ring.hpp - the lock-free buffer of a buffered channel.
 //
-// Used for a buffered channel's values (fixed capacity, never grows) and for
-// run queues (grows by doubling, so steady state allocates nothing). T only
-// needs to be move-constructible: slots are raw storage and values are
-// constructed and destroyed in place. Not synchronised.
+// A bounded FIFO of T that senders and receivers use without the channel's
+// lock (D. Vyukov's bounded MPMC queue, the design of crossbeam-channel's
+// array flavor):
 //
-// The storage comes from the frame allocator's per-thread caches
-// (frame_allocator.hpp) when it is small: a program that makes channels as
-// often as goroutines (a channel per call, as in W8) reuses their buffers
-// the way it reuses frames, without malloc's cross-thread frees.
+//   * `head` and `tail` are positions: a lap number and an index. Each slot
+//     has a stamp saying which position it is ready for: `pos` means "empty,
+//     waiting for the value of position pos", `pos + 1` means "holds the
+//     value of position pos". A sender claims position `tail` with a CAS,
+//     writes the value and stamps `pos + 1`; a receiver claims `head`,
+//     moves the value out and stamps `pos + one_lap`, freeing the slot for
+//     the next lap. Laps make stamps unique, so a stale position can never
+//     be mistaken for a current one (no ABA in 2^64 operations).
+//
+//   * Each position word has a *gate* bit. A lock-free (non-privileged)
+//     operation refuses to run while its word's gate is raised; it then
+//     returns false and the caller takes the channel's lock instead. The
+//     channel raises the gates, under its lock, while anyone is parked on it
+//     (channel_state.hpp says exactly when), so that parked goroutines are
+//     always served by the locked path, in Go's order. Because the gate sits
+//     in the word that operations CAS, raising it (an atomic RMW on that
+//     word) and every claim are totally ordered: after the raise returns, no
+//     lock-free claim on that word can succeed, and every earlier claim is
+//     visible in the value the raise read.
+//
+//   * A privileged operation (the caller holds the channel's lock) ignores
+//     the gate and gives a final answer: if a position was claimed but its
+//     value is not yet written (or not yet moved out), it waits for that one
+//     store instead of reporting empty (full). Such a wait is short: the
+//     claimer is between two plain instructions of a non-blocking operation.
+//     A lock-free operation gives up after a few rounds instead, and the
+//     caller falls back to the locked path.
+//
+// Memory orders. Position CASes, gate RMWs and the loads of the opposite
+// position are seq_cst: the full/empty verdicts compare a stamp with the
+// other side's position, and the gate argument above needs one order over
+// every RMW of a word (any RMW gives that; seq_cst also orders the load of
+// the other word after our own claim attempt). Stamps are release (store)
+// and acquire (load): the value written into a slot happens-before the
+// receiver that sees the "full" stamp reads it, and the move out of a slot
+// happens-before the next lap's sender that sees the "empty" stamp writes it.
 
+#include <atomic>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <new>
+#include <thread>
+#include <type_traits>
 #include <utility>
 
 
 namespace csp::detail {
 
+/// Room for a T whose "has a value" flag is kept elsewhere (a ring slot's
+/// stamp, a receive awaiter's padding).
 template <class T>
-class ring_buffer {
+struct value_slot {
+    alignas(T) unsigned char bytes[sizeof(T)];
+    T& get() noexcept { return *std::launder(reinterpret_cast<T*>(bytes)); }
+};
+
+template <class T>
+struct ring_slot {
+    std::atomic<std::uint64_t> stamp;
+    value_slot<T> value;
+};
+
+/// The two position words. A producer writes `tail` and a consumer writes
+/// `head` on every operation, so each gets 128 bytes of its own: x86 cores
+/// fetch cache lines in aligned pairs (the adjacent-line prefetcher), so
+/// words 64 bytes apart can still falsely share (crossbeam's CachePadded
+/// is 128 bytes for the same reason). The slots start 128 bytes after
+/// `tail`.
+struct ring_positions {
+    std::atomic<std::uint64_t> head{0};
+    char head_lines[120];
+    std::atomic<std::uint64_t> tail{0};
+    char tail_lines[120];
+};
+static_assert(sizeof(ring_positions) == 256);
+
+/// The ring of a buffered channel: untyped, so that channel_base (which
+/// select handles without knowing T) can raise and lower its gates; the
+/// operations that touch values are templates on T, and the channel always
+/// calls them with its own T. Default-constructed: no ring (capacity 0).
+class channel_ring {
 public:
-    explicit ring_buffer(std::size_t capacity = 0) : capacity_(capacity) {
-        if (capacity_) slots_ = allocate(capacity_);
-    }
-    ring_buffer(const ring_buffer&) = delete;
-    ring_buffer& operator=(const ring_buffer&) = delete;
-    ~ring_buffer() {
-        clear();
-        if (slots_) deallocate(slots_, capacity_);
-    }
+    channel_ring() = default;
+    channel_ring(const channel_ring&) = delete;
+    channel_ring& operator=(const channel_ring&) = delete;
 
-    std::size_t size() const noexcept { return size_; }
+    bool enabled() const noexcept { return positions_ != nullptr; }
     std::size_t capacity() const noexcept { return capacity_; }
-    bool empty() const noexcept { return size_ == 0; }
-    bool full() const noexcept { return size_ == capacity_; }
 
-    /// Precondition: !full(). If T's constructor throws, nothing changes.
-    template <class... Args>
-    void emplace_back(Args&&... args) {
-        std::size_t tail = head_ + size_;
-        if (tail >= capacity_) tail -= capacity_;
-        ::new (static_cast<void*>(slots_ + tail)) T(std::forward<Args>(args)...);
-        ++size_;
-    }
-
-    /// Precondition: !empty().
-    T pop_front() noexcept(std::is_nothrow_move_constructible_v<T>) {
-        T* slot = slots_ + head_;
-        T value(std::move(*slot));
-        std::destroy_at(slot);
-        if (++head_ == capacity_) head_ = 0;
-        --size_;
-        return value;
-    }
-
-    /// Doubles the capacity (at least 16), moving the values over.
-    void grow() {
-        std::size_t bigger = capacity_ ? capacity_ * 2 : 16;
-        T* fresh = allocate(bigger);
-        std::size_t n = size_;
-        for (std::size_t i = 0; i < n; ++i) ::new (static_cast<void*>(fresh + i)) T(pop_front());
-        if (slots_) deallocate(slots_, capacity_);
-        slots_ = fresh;
-        capacity_ = bigger;
-        head_ = 0;
-        size_ = n;
-    }
-
-    void clear() noexcept {
-        while (size_) {
-            std::destroy_at(slots_ + head_);
-            if (++head_ == capacity_) head_ = 0;
-            --size_;
+    /// Allocates room for `capacity` (> 0) values of T.
+    template <class T>
+    void allocate(std::size_t capacity) {
+        if (capacity > (std::size_t(-1) - slots_offset<T>()) / sizeof(ring_slot<T>) || capacity > (std::size_t(1) << 40))
+            throw std::bad_array_new_length();
+        void* block = allocate_block<T>(bytes_for<T>(capacity));
+        positions_ = ::new (block) ring_positions();
+        slots_ = static_cast<unsigned char*>(block) + slots_offset<T>();
+        capacity_ = capacity;
+        gate_ = 1;
+        while (gate_ <= capacity) gate_ <<= 1;  // the index bits lie below the gate bit
+        auto* raw = reinterpret_cast<ring_slot<T>*>(slots_);
+        for (std::size_t i = 0; i < capacity; ++i) {
+            auto* slot = ::new (static_cast<void*>(raw + i)) ring_slot<T>;
+            slot->stamp.store(i, std::memory_order_relaxed);  // lap 0: empty, waiting for position i
         }
-        head_ = 0;
+    }
+
+    /// Destroys the values still buffered and frees the ring. No operation
+    /// may be running (the channel's last handle is gone).
+    template <class T>
+    void release() noexcept {
+        if (!positions_) return;
+        std::uint64_t head = positions_->head.load(std::memory_order_relaxed) & ~gate_;
+        const std::uint64_t tail = positions_->tail.load(std::memory_order_relaxed) & ~gate_;
+        for (; head != tail; head = next(head)) slots<T>()[index_of(head)].value.get().~T();
+        deallocate_block<T>(positions_, bytes_for<T>(capacity_));
+        positions_ = nullptr;
+    }
+
+    /// Appends a value moved from `src`; moves from it only on success.
+    /// Lock-free (privileged false): false if the ring is full, the tail
+    /// gate is raised or the tail is busy. Privileged (the channel's lock
+    /// held): false only if the ring is full.
+    template <class T>
+    bool push(T& src, bool privileged) noexcept {
+        std::uint64_t word = positions_->tail.load(std::memory_order_relaxed);
+        for (int round = 0;; ++round) {
+            if (!privileged && (word & gate_)) return false;
+            const std::uint64_t pos = word & ~gate_;
+            ring_slot<T>& slot = slots<T>()[index_of(pos)];
+            const std::uint64_t stamp = slot.stamp.load(std::memory_order_acquire);
+            if (stamp == pos) {  // the slot is free for this lap: claim the position
+                if (positions_->tail.compare_exchange_weak(word, next(pos) | (word & gate_), std::memory_order_seq_cst,
+                                                           std::memory_order_relaxed)) {
+                    ::new (static_cast<void*>(slot.value.bytes)) T(std::move(src));
+                    slot.stamp.store(pos + 1, std::memory_order_release);
+                    return true;
+                }
+                continue;  // `word` now holds the current tail
+            }
+            if (stamp + one_lap() == pos + 1) {  // the slot still holds the last lap's value
+                const std::uint64_t head = positions_->head.load(std::memory_order_seq_cst) & ~gate_;
+                if (head + one_lap() == pos) return false;  // full
+                // else a receiver has claimed that value and is moving it out
+            }
+            // else another sender claimed `pos` after we read the tail
+            if (!wait_a_little(round, privileged)) return false;
+            word = positions_->tail.load(std::memory_order_relaxed);
+        }
+    }
+
+    /// Takes the oldest value into `out` (a std::optional<T> or a
+    /// receive_into<T>). Lock-free: false if the ring is empty, the head
+    /// gate is raised or the head is busy. Privileged: false only if empty.
+    template <class T, class Out>
+    bool pop(Out&& out, bool privileged) noexcept {
+        std::uint64_t word = positions_->head.load(std::memory_order_relaxed);
+        for (int round = 0;; ++round) {
+            if (!privileged && (word & gate_)) return false;
+            const std::uint64_t pos = word & ~gate_;
+            ring_slot<T>& slot = slots<T>()[index_of(pos)];
+            const std::uint64_t stamp = slot.stamp.load(std::memory_order_acquire);
+            if (stamp == pos + 1) {  // the slot holds the value of `pos`: claim it
+                if (positions_->head.compare_exchange_weak(word, next(pos) | (word & gate_), std::memory_order_seq_cst,
+                                                           std::memory_order_relaxed)) {
+                    T& value = slot.value.get();
+                    out.emplace(std::move(value));
+                    value.~T();
+                    slot.stamp.store(pos + one_lap(), std::memory_order_release);
+                    return true;
+                }
+                continue;
+            }
+            if (stamp == pos) {  // nothing written at `pos` yet
+                const std::uint64_t tail = positions_->tail.load(std::memory_order_seq_cst) & ~gate_;
+                if (tail == pos) return false;  // empty
+                // else a sender has claimed `pos` and is writing its value
+            }
+            // else another receiver claimed `pos` after we read the head
+            if (!wait_a_little(round, privileged)) return false;
+            word = positions_->head.load(std::memory_order_relaxed);
+        }
+    }
+
+    /// Raising a gate sends the lock-free operations on that end to the
+    /// locked path. Called with the channel's lock held (see the top).
+    void set_tail_gate(bool raised) noexcept { set_gate(positions_->tail, raised); }
+    void set_head_gate(bool raised) noexcept { set_gate(positions_->head, raised); }
+
+    /// Number of values buffered or being written (a snapshot).
+    std::size_t size() const noexcept {
+        if (!positions_) return 0;
+        for (;;) {
+            const std::uint64_t tail = positions_->tail.load(std::memory_order_seq_cst) & ~gate_;
+            const std::uint64_t head = positions_->head.load(std::memory_order_seq_cst) & ~gate_;
+            if ((positions_->tail.load(std::memory_order_seq_cst) & ~gate_) != tail) continue;
+            const std::uint64_t h = index_of(head), t = index_of(tail);
+            if (h < t) return std::size_t(t - h);
+            if (h > t) return std::size_t(capacity_ - h + t);
+            return tail == head ? 0 : capacity_;
+        }
     }
 
 private:
-    // Frames are aligned for any fundamental type; an over-aligned T goes
-    // to std::allocator.
-    static constexpr bool cached = alignof(T) <= __STDCPP_DEFAULT_NEW_ALIGNMENT__;
-
-    static T* allocate(std::size_t n) {
-        if constexpr (cached) {
-            if (n > std::size_t(-1) / sizeof(T)) throw std::bad_array_new_length();
-            return static_cast<T*>(allocate_frame(n * sizeof(T)));
-        } else {
-            return std::allocator<T>().allocate(n);
-        }
-    }
-    static void deallocate(T* p, std::size_t n) noexcept {
-        if constexpr (cached) deallocate_frame(p, n * sizeof(T));
-        else std::allocator<T>().deallocate(p, n);
+    std::uint64_t one_lap() const noexcept { return gate_ << 1; }
+    std::uint64_t index_of(std::uint64_t pos) const noexcept { return pos & (gate_ - 1); }
+    /// The position after `pos`: the next index, or index 0 of the next lap.
+    std::uint64_t next(std::uint64_t pos) const noexcept {
+        return index_of(pos) + 1 < capacity_ ? pos + 1 : (pos & ~(one_lap() - 1)) + one_lap();
     }
 
-    T* slots_ = nullptr;
+    void set_gate(std::atomic<std::uint64_t>& word, bool raised) noexcept {
+        if (raised) word.fetch_or(gate_, std::memory_order_seq_cst);
+        else word.fetch_and(~gate_, std::memory_order_seq_cst);
+    }
+
+    /// Backs off while another thread finishes its claim. A lock-free
+    /// operation gives up after a few rounds (the caller takes the lock);
+    /// a privileged one waits, yielding the CPU if the claimer was preempted.
+    static bool wait_a_little(int round, bool privileged) noexcept {
+        if (!privileged && round >= 4) return false;
+        if (round < 64) cpu_relax();
+        else std::this_thread::yield();
+        return true;
+    }
+
+    template <class T>
+    static constexpr std::size_t slots_offset() noexcept {
+        constexpr std::size_t a = alignof(ring_slot<T>);
+        return (sizeof(ring_positions) + a - 1) / a * a;
+    }
+    template <class T>
+    static std::size_t bytes_for(std::size_t capacity) noexcept {
+        return slots_offset<T>() + capacity * sizeof(ring_slot<T>);
+    }
+    // Small rings come from the frame caches, like channel states (a program
+    // that makes a channel per call reuses them without malloc's
+    // cross-thread frees); over-aligned T goes to aligned operator new.
+    template <class T>
+    static constexpr bool cached = alignof(ring_slot<T>) <= __STDCPP_DEFAULT_NEW_ALIGNMENT__;
+    template <class T>
+    static void* allocate_block(std::size_t n) {
+        if constexpr (cached<T>) return allocate_frame(n);
+        else return ::operator new(n, std::align_val_t(alignof(ring_slot<T>)));
+    }
+    template <class T>
+    static void deallocate_block(void* p, std::size_t n) noexcept {
+        if constexpr (cached<T>) deallocate_frame(p, n);
+        else ::operator delete(p, std::align_val_t(alignof(ring_slot<T>)));
+    }
+    template <class T>
+    ring_slot<T>* slots() const noexcept {
+        return std::launder(reinterpret_cast<ring_slot<T>*>(slots_));
+    }
+
+    ring_positions* positions_ = nullptr;
+    unsigned char* slots_ = nullptr;
+    std::uint64_t gate_ = 0;  // a power of two above every index; one lap is twice it
     std::size_t capacity_ = 0;
-    std::size_t head_ = 0;
-    std::size_t size_ = 0;
 };
 
 }  // namespace csp::detail
-// ---- end csp/detail/ring_buffer.hpp ----
+// ---- end csp/detail/channel_ring.hpp ----
 
 // ---- begin csp/detail/waiter.hpp ----
 // csp/detail/waiter.hpp - the shared waiting and hand-off machinery.
@@ -1557,7 +1742,8 @@ enum class chan_status : unsigned char {
 namespace detail {
 
 /// The part of a channel's state that does not depend on T: what select
-/// needs to lock several channels of different types in a global order.
+/// needs to lock several channels of different types in a global order and
+/// to gate their lock-free paths.
 struct channel_base {
     spin_mutex mu;
     /// How many channel<T> handles share this state (an intrusive count, so
@@ -1568,6 +1754,29 @@ struct channel_base {
     bool closed = false;
     wait_queue sendq;
     wait_queue recvq;
+    channel_ring ring;  // a buffered channel's values; no ring if unbuffered
+
+    /// Raises the gates an operation must hold before it parks (G2): the
+    /// tail gate, and for a sender the head gate too. False for an
+    /// unbuffered channel, which has no lock-free path to shut.
+    bool raise_gates_locked(bool for_send) noexcept {
+        if (!ring.enabled()) return false;
+        set_gates_locked(true, head_gated_ || for_send);
+        return true;
+    }
+    /// Sets the gates to what the queues and the closed flag call for (G1).
+    void sync_gates_locked() noexcept {
+        if (ring.enabled()) set_gates_locked(closed || !recvq.empty() || !sendq.empty(), !sendq.empty());
+    }
+
+private:
+    void set_gates_locked(bool tail, bool head) noexcept {
+        if (tail != tail_gated_) ring.set_tail_gate(tail_gated_ = tail);
+        if (head != head_gated_) ring.set_head_gate(head_gated_ = head);
+    }
+    // The gates' state, so that syncing costs no atomic when nothing changes.
+    bool tail_gated_ = false;
+    bool head_gated_ = false;
 };
 
 // Where a waiter queued on a channel of T gives or takes its value: the
@@ -1575,15 +1784,6 @@ struct channel_base {
 // defines both; every waiter in a channel's queues belongs to one).
 template <class T>
 T& send_source(waiter& w) noexcept;
-
-/// Room for a received T whose "has a value" flag is kept elsewhere (a
-/// receive awaiter keeps it in padding: std::optional<T> would cost a word
-/// more in every parked goroutine's frame, SPEC §9 W6).
-template <class T>
-struct value_slot {
-    alignas(T) unsigned char bytes[sizeof(T)];
-    T& get() noexcept { return *std::launder(reinterpret_cast<T*>(bytes)); }
-};
 
 /// Where a receive puts its value: a value_slot and its flag. It offers the
 /// one member of std::optional<T> that the channel code uses, emplace.
@@ -1604,10 +1804,13 @@ receive_into<T> receive_target(waiter& w) noexcept;
 template <class T>
 class channel_state : public channel_base {
 public:
-    explicit channel_state(std::size_t capacity) : buffer_(capacity) {}
+    explicit channel_state(std::size_t capacity) {
+        if (capacity) ring.allocate<T>(capacity);
+    }
+    ~channel_state() { ring.release<T>(); }
 
-    /// A new channel state from the per-thread caches, like frames (see
-    /// ring_buffer.hpp for why), with a handle count of 1.
+    /// A new channel state from the per-thread caches, like frames, with a
+    /// handle count of 1.
     static channel_state* make(std::size_t capacity) {
         void* p = allocate_frame(sizeof(channel_state));
         try {
@@ -1623,8 +1826,25 @@ public:
         deallocate_frame(s, sizeof(channel_state));
     }
 
-    std::size_t capacity() const noexcept { return buffer_.capacity(); }
-    std::size_t size_locked() const noexcept { return buffer_.size(); }
+    std::size_t capacity() const noexcept { return ring.capacity(); }
+    /// Values in the buffer (a snapshot; no lock needed).
+    std::size_t size() const noexcept { return ring.size(); }
+
+    // ---- the lock-free path (buffered channels, while no one is parked) ----
+
+    /// Sends *src into the buffer without the lock; moves from it only on
+    /// success. False: take the lock and use try_send_locked.
+    bool try_send_fast(T& src) noexcept { return ring.enabled() && ring.push<T>(src, false); }
+    /// Receives into `out` without the lock. False: use try_recv_locked.
+    template <class Out>
+    bool try_recv_fast(Out&& out) noexcept {
+        return ring.enabled() && ring.pop<T>(out, false);
+    }
+
+    // ---- the locked path ----
+    // A try that completes (ok or closed) also syncs the gates (the queues
+    // may have changed); one that would block leaves them as they are, so
+    // that a caller between raise_gates_locked and parking keeps them up.
 
     /// Sends *src if that can be done without waiting. Moves from *src only
     /// when the result is ok.
@@ -1634,10 +1854,11 @@ public:
             // I2: the buffer is empty, so handing over directly keeps FIFO.
             receive_target<T>(*r).emplace(std::move(src));
             complete(*r, wait_status::ok);
+            sync_gates_locked();
             return chan_status::ok;
         }
-        if (!buffer_.full()) {
-            buffer_.emplace_back(std::move(src));
+        if (ring.enabled() && ring.push<T>(src, true)) {
+            sync_gates_locked();
             return chan_status::ok;
         }
         return chan_status::would_block;
@@ -1650,22 +1871,23 @@ public:
     chan_status try_recv_locked(Out&& out) noexcept {
         if (waiter* s = sendq.claim_front()) {
             T& sent = send_source<T>(*s);
-            if (buffer_.capacity() == 0) {
-                out.emplace(std::move(sent));
-            } else {
-                // I3: the buffer is full. Take its oldest value and let the
-                // sender's value into the freed slot, so order is kept.
-                out.emplace(buffer_.pop_front());
-                buffer_.emplace_back(std::move(sent));
-            }
+            // I3: the buffer is full (and both gates are up, so only we
+            // touch it). Take its oldest value and let the sender's value
+            // into the freed slot, so order is kept. Unbuffered: take the
+            // sender's value itself.
+            if (ring.enabled() && ring.pop<T>(out, true)) ring.push<T>(sent, true);
+            else out.emplace(std::move(sent));
             complete(*s, wait_status::ok);
+            sync_gates_locked();
             return chan_status::ok;
         }
-        if (!buffer_.empty()) {
-            out.emplace(buffer_.pop_front());
+        if (ring.enabled() && ring.pop<T>(out, true)) {
+            sync_gates_locked();
             return chan_status::ok;
         }
-        return closed ? chan_status::closed : chan_status::would_block;
+        if (!closed) return chan_status::would_block;
+        sync_gates_locked();
+        return chan_status::closed;
     }
 
     /// Closes the channel and completes every waiter: receivers get
@@ -1676,11 +1898,9 @@ public:
         closed = true;
         while (waiter* r = recvq.claim_front()) complete(*r, wait_status::closed);
         while (waiter* s = sendq.claim_front()) complete(*s, wait_status::closed);
+        sync_gates_locked();  // the tail gate stays up: a send after close must throw
         return true;
     }
-
-private:
-    ring_buffer<T> buffer_;
 };
 
 }  // namespace detail
@@ -2032,6 +2252,7 @@ public:
         status = wait_status::pending;
         armed_ = true;
         queue().push_back(*this);
+        ch_->raise_gates_locked(is_send_);  // G1 (already up if G2 was followed; never lowers)
     }
 
     /// Unlinks the waiter if a counterpart did not already. Takes the lock.
@@ -2039,8 +2260,17 @@ public:
         if (!armed_) return;
         std::lock_guard lock(ch_->mu);
         queue().remove(*this);
+        ch_->sync_gates_locked();
         armed_ = false;
     }
+
+    /// Before a select parks: raises the gates of a buffered channel (G2 in
+    /// channel_state.hpp) so that a retry of case_try_locked is final. False
+    /// if there is nothing to gate (unbuffered). Requires the lock.
+    bool case_gate_locked() noexcept { return ch_->raise_gates_locked(is_send_); }
+    /// Lowers gates that case_gate_locked raised, if the select did not
+    /// park after all. Requires the lock.
+    void case_settle_locked() noexcept { ch_->sync_gates_locked(); }
 
 protected:
     channel_op_base(channel_base* ch, bool is_send) noexcept : is_send_(is_send), ch_(ch) {}
@@ -2053,6 +2283,20 @@ protected:
     /// True while parked on the channel (a plain co_await or a select arm),
     /// until the verdict is taken.
     bool armed() const noexcept { return armed_; }
+
+    /// The slow half of await_ready, after the lock-free path (if any)
+    /// failed: `try_locked` is the case's case_try_locked. True if the
+    /// operation completed; false with the lock still held and the gates
+    /// raised (G2) when it must park.
+    template <class Try>
+    bool complete_or_prepare_to_park(Try try_locked) {
+        ch_->mu.lock();
+        if (try_locked() || (ch_->raise_gates_locked(is_send_) && try_locked())) {
+            ch_->mu.unlock();
+            return true;
+        }
+        return false;  // still locked: await_suspend parks
+    }
 
     /// Called by await_ready after the operation completed at once: true to
     /// continue without suspending, false to suspend just to yield, because
@@ -2079,6 +2323,7 @@ protected:
         if (!ch_) return;
         executor_ref ex = current_executor();
         if (!ex) {
+            ch_->sync_gates_locked();  // raised for a wait that will not happen
             ch_->mu.unlock();
             require_current_executor("a blocking channel operation");
         }
@@ -2152,9 +2397,11 @@ public:
 
     bool await_ready() {
         if (!ch_) return false;  // nil: blocks forever
-        ch_->mu.lock();
-        if (!case_try_locked()) return false;  // still locked: await_suspend parks
-        ch_->mu.unlock();
+        if (state()->try_send_fast(*src_)) {
+            status_ = chan_status::ok;
+        } else if (!complete_or_prepare_to_park([this] { return case_try_locked(); })) {
+            return false;  // still locked: await_suspend parks
+        }
         return continue_or_yield();
     }
     template <class P>
@@ -2211,10 +2458,9 @@ public:
     ~recv_awaiter() { drop_result(); }
 
     bool await_ready() {
-        if (!ch_) return false;
-        ch_->mu.lock();
-        if (!case_try_locked()) return false;  // still locked: await_suspend parks
-        ch_->mu.unlock();
+        if (!ch_) return false;  // nil: blocks forever
+        if (!state()->try_recv_fast(into()) && !complete_or_prepare_to_park([this] { return case_try_locked(); }))
+            return false;  // still locked: await_suspend parks
         return continue_or_yield();
     }
     template <class P>
@@ -2315,6 +2561,7 @@ public:
     /// closed instead of throwing; reports would_block on a nil channel.
     chan_status try_send(T&& v) const noexcept {
         if (!state_) return chan_status::would_block;
+        if (state_->try_send_fast(v)) return chan_status::ok;
         std::lock_guard lock(state_->mu);
         return state_->try_send_locked(v);
     }
@@ -2329,6 +2576,10 @@ public:
     try_recv_result<T> try_recv() const noexcept {
         try_recv_result<T> r{chan_status::would_block, std::nullopt};
         if (!state_) return r;
+        if (state_->try_recv_fast(r.value)) {
+            r.status = chan_status::ok;
+            return r;
+        }
         std::lock_guard lock(state_->mu);
         r.status = state_->try_recv_locked(r.value);
         return r;
@@ -2348,11 +2599,7 @@ public:
     }
 
     /// Number of buffered values (a snapshot). 0 for a nil channel.
-    std::size_t size() const noexcept {
-        if (!state_) return 0;
-        std::lock_guard lock(state_->mu);
-        return state_->size_locked();
-    }
+    std::size_t size() const noexcept { return state_ ? state_->size() : 0; }
     /// The buffer capacity; 0 for unbuffered and nil channels.
     std::size_t capacity() const noexcept { return state_ ? state_->capacity() : 0; }
     /// True once close() has been called. False for a nil channel.
@@ -3658,6 +3905,12 @@ inline void unwatch(int fd) noexcept {
 //     (nullopt); a send to a waiting receiver or into the buffer, or to a
 //     closed channel (which throws channel_closed, as Go panics). Nothing is
 //     taken from or given to any other case.
+//  2b. If a case is on a buffered channel, its buffer can still change
+//     under the lock, through the channel's lock-free path: raise the
+//     gates of every such case (G2 in detail/channel_state.hpp) and repeat
+//     step 2. Now a case found not ready stays so until the locks are
+//     released, so "none is ready" is a fact for steps 3 and 4. If a case
+//     completes, or step 3 chooses the default, lower the gates again.
 //  3. If none can and there is a default_case, choose it.
 //  4. Otherwise queue one waiter per case, all pointing at one blocked_op,
 //     unlock and suspend. Every counterpart must claim the blocked_op (one
@@ -3899,6 +4152,18 @@ private:
 
 inline constexpr int default_fired = -2;
 
+/// Step 2b for one case: cases on buffered channels have gates to raise
+/// (and settle); timers and I/O waits have no lock-free path to shut.
+template <class C>
+bool case_gate(C& c) noexcept {
+    if constexpr (requires { c.case_gate_locked(); }) return c.case_gate_locked();
+    else return false;
+}
+template <class C>
+void case_settle(C& c) noexcept {
+    if constexpr (requires { c.case_settle_locked(); }) c.case_settle_locked();
+}
+
 inline constexpr wait_kind select_kind{"select"};
 
 /// A select that completed at once still yields when the thread's
@@ -3936,6 +4201,36 @@ bool complete_one_at_a_time(Cases& cases, Order& order, int& fired) {
     return false;
 }
 
+/// Step 2 (and 2b): visits the cases in `order` and completes the first
+/// that can complete now; all their locks are held.
+template <class Cases, class Order>
+bool try_each_locked(Cases& cases, Order& order, int& fired) {
+    for (std::uint32_t i : order) {
+        if (cases.mutex(i) && cases.try_locked(i)) {
+            fired = int(i);
+            return true;
+        }
+    }
+    return false;
+}
+
+/// Step 2b: raises the gates of every case on a buffered channel. True if
+/// there was any.
+template <class Cases>
+bool gate_all_locked(Cases& cases) {
+    bool any = false;
+    for (std::size_t i = 0; i < cases.size(); ++i)
+        if (cases.mutex(i) && cases.gate_locked(i)) any = true;
+    return any;
+}
+
+/// Lowers what gate_all_locked raised, for a select that will not park.
+template <class Cases>
+void settle_all_locked(Cases& cases) {
+    for (std::size_t i = 0; i < cases.size(); ++i)
+        if (cases.mutex(i)) cases.settle_locked(i);
+}
+
 /// Steps 1-4 of the algorithm above, for any list of cases. `Cases` gives
 /// size(), mutex(i), try_locked(i), arm_locked(i, op) and note_parked()
 /// (records the wait for goroutine dumps; only a select that parks pays for it). Returns true if
@@ -3958,9 +4253,15 @@ bool select_start(Cases& cases, bool biased, bool has_default, blocked_op& op, s
 
     select_locks<N> locks(k, [&](std::size_t i) { return cases.mutex(i); });
     locks.lock_all();
-    for (std::uint32_t i : order) {
-        if (cases.mutex(i) && cases.try_locked(i)) {
-            fired = int(i);
+    if (try_each_locked(cases, order, fired)) {
+        locks.unlock_all();
+        return false;
+    }
+    executor_ref ex = current_executor();
+    if (gate_all_locked(cases)) {
+        bool done = try_each_locked(cases, order, fired);
+        if (done || has_default || !ex) settle_all_locked(cases);  // not parking: the gates go down
+        if (done) {
             locks.unlock_all();
             return false;
         }
@@ -3970,7 +4271,6 @@ bool select_start(Cases& cases, bool biased, bool has_default, blocked_op& op, s
         locks.unlock_all();
         return false;
     }
-    executor_ref ex = current_executor();
     if (!ex) {
         locks.unlock_all();
         require_current_executor("a blocking csp::select");
@@ -4071,6 +4371,18 @@ public:
                 std::get<c>(cases_).case_arm_locked(op, int(c));
         });
     }
+    bool gate_locked(std::size_t i) noexcept {
+        return dispatch(i, [&](auto c) {
+            if constexpr (is_default_case<std::tuple_element_t<c, std::tuple<Cases...>>>) return false;
+            else return case_gate(std::get<c>(cases_));
+        });
+    }
+    void settle_locked(std::size_t i) noexcept {
+        dispatch(i, [&](auto c) {
+            if constexpr (!is_default_case<std::tuple_element_t<c, std::tuple<Cases...>>>)
+                case_settle(std::get<c>(cases_));
+        });
+    }
     void disarm(std::size_t i) noexcept {
         dispatch(i, [&](auto c) {
             if constexpr (!is_default_case<std::tuple_element_t<c, std::tuple<Cases...>>>)
@@ -4156,6 +4468,8 @@ public:
     spin_mutex* mutex(std::size_t i) noexcept { return cases_[i].case_mutex(); }
     bool try_locked(std::size_t i) noexcept { return cases_[i].case_try_locked(); }
     void arm_locked(std::size_t i, blocked_op& op) noexcept { cases_[i].case_arm_locked(op, int(i)); }
+    bool gate_locked(std::size_t i) noexcept { return case_gate(cases_[i]); }
+    void settle_locked(std::size_t i) noexcept { case_settle(cases_[i]); }
     void disarm(std::size_t i) noexcept { cases_[i].case_disarm(); }
     void woken(std::size_t i) noexcept { cases_[i].case_woken(); }
 
@@ -4993,6 +5307,111 @@ private:
 #include <mutex>
 
 
+// ---- begin csp/detail/ring_buffer.hpp ----
+// csp/detail/ring_buffer.hpp - a FIFO of T in one contiguous allocation.
+//
+// Used for run queues (grows by doubling, so steady state allocates
+// nothing); a buffered channel's values live in a channel_ring. T only
+// needs to be move-constructible: slots are raw storage and values are
+// constructed and destroyed in place. Not synchronised.
+//
+// The storage comes from the frame allocator's per-thread caches
+// (frame_allocator.hpp) when it is small.
+
+#include <cstddef>
+#include <memory>
+#include <new>
+#include <utility>
+
+
+namespace csp::detail {
+
+template <class T>
+class ring_buffer {
+public:
+    explicit ring_buffer(std::size_t capacity = 0) : capacity_(capacity) {
+        if (capacity_) slots_ = allocate(capacity_);
+    }
+    ring_buffer(const ring_buffer&) = delete;
+    ring_buffer& operator=(const ring_buffer&) = delete;
+    ~ring_buffer() {
+        clear();
+        if (slots_) deallocate(slots_, capacity_);
+    }
+
+    std::size_t size() const noexcept { return size_; }
+    std::size_t capacity() const noexcept { return capacity_; }
+    bool empty() const noexcept { return size_ == 0; }
+    bool full() const noexcept { return size_ == capacity_; }
+
+    /// Precondition: !full(). If T's constructor throws, nothing changes.
+    template <class... Args>
+    void emplace_back(Args&&... args) {
+        std::size_t tail = head_ + size_;
+        if (tail >= capacity_) tail -= capacity_;
+        ::new (static_cast<void*>(slots_ + tail)) T(std::forward<Args>(args)...);
+        ++size_;
+    }
+
+    /// Precondition: !empty().
+    T pop_front() noexcept(std::is_nothrow_move_constructible_v<T>) {
+        T* slot = slots_ + head_;
+        T value(std::move(*slot));
+        std::destroy_at(slot);
+        if (++head_ == capacity_) head_ = 0;
+        --size_;
+        return value;
+    }
+
+    /// Doubles the capacity (at least 16), moving the values over.
+    void grow() {
+        std::size_t bigger = capacity_ ? capacity_ * 2 : 16;
+        T* fresh = allocate(bigger);
+        std::size_t n = size_;
+        for (std::size_t i = 0; i < n; ++i) ::new (static_cast<void*>(fresh + i)) T(pop_front());
+        if (slots_) deallocate(slots_, capacity_);
+        slots_ = fresh;
+        capacity_ = bigger;
+        head_ = 0;
+        size_ = n;
+    }
+
+    void clear() noexcept {
+        while (size_) {
+            std::destroy_at(slots_ + head_);
+            if (++head_ == capacity_) head_ = 0;
+            --size_;
+        }
+        head_ = 0;
+    }
+
+private:
+    // Frames are aligned for any fundamental type; an over-aligned T goes
+    // to std::allocator.
+    static constexpr bool cached = alignof(T) <= __STDCPP_DEFAULT_NEW_ALIGNMENT__;
+
+    static T* allocate(std::size_t n) {
+        if constexpr (cached) {
+            if (n > std::size_t(-1) / sizeof(T)) throw std::bad_array_new_length();
+            return static_cast<T*>(allocate_frame(n * sizeof(T)));
+        } else {
+            return std::allocator<T>().allocate(n);
+        }
+    }
+    static void deallocate(T* p, std::size_t n) noexcept {
+        if constexpr (cached) deallocate_frame(p, n * sizeof(T));
+        else std::allocator<T>().deallocate(p, n);
+    }
+
+    T* slots_ = nullptr;
+    std::size_t capacity_ = 0;
+    std::size_t head_ = 0;
+    std::size_t size_ = 0;
+};
+
+}  // namespace csp::detail
+// ---- end csp/detail/ring_buffer.hpp ----
+
 namespace csp {
 
 class run_loop {
@@ -5491,10 +5910,17 @@ public:
     /// Queues `h` behind the work already queued (for csp::yield and the
     /// cooperative budget): on the global queue, like Go's Gosched, since
     /// the local queue runs newest first.
+    ///
+    /// From a worker of this pool it wakes nobody, like Go's Gosched: the
+    /// yielding worker itself goes on and takes `h` from the global queue
+    /// when its turn comes, so no work can be stranded, and a cooperative
+    /// budget spent every few hundred operations does not cost a futex wake
+    /// of an idle worker (and its going back to sleep) each time.
     void post_yield(std::coroutine_handle<> h) {
         worker* w = current_worker();
-        push_global(h, /*from_outside=*/!(w && w->pool == this));
-        notify_work();
+        bool from_outside = !(w && w->pool == this);
+        push_global(h, from_outside);
+        if (from_outside) notify_work();
     }
 
     /// Asks the workers to exit once their current goroutine suspends.

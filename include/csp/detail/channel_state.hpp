@@ -1,11 +1,30 @@
 // csp/detail/channel_state.hpp - the shared state behind a csp::channel<T>.
 //
-// One lock guards everything; the algorithm is Go's (runtime/chan.go).
+// The algorithm is Go's (runtime/chan.go): one lock guards the wait queues
+// and the closed flag, and blocked senders and receivers are served in
+// order. What Go does not have is the lock-free path of a buffered channel:
+// its values live in a channel_ring (channel_ring.hpp) that sends and
+// receives use without the lock while nobody is parked on the channel. The
+// ring's gates keep the two paths apart:
+//
+//   G1. The tail gate is raised while the channel is closed or any waiter is
+//       queued; the head gate while a sender waiter is queued. So a
+//       lock-free send never slips past a parked receiver or sender, and a
+//       lock-free receive never frees a slot that a parked sender is owed:
+//       both go to the locked path, which hands over in Go's order.
+//   G2. An operation parks only after raising its gates and retrying under
+//       the lock: a receiver raises the tail gate (no lock-free send can
+//       follow), a sender both (nor can a lock-free receive). The retry is
+//       privileged, so its "empty" or "full" is final until the lock is
+//       released, and the waiter is queued before that.
+// Gates are only changed with the lock held, and sync_gates_locked() brings
+// them back in line with G1 after the queues change.
 //
 // Invariants, true whenever `mu` is not held:
-//   I1. buffer.size() <= capacity.
+//   I1. The buffer holds at most `capacity` values.
 //   I2. If recvq holds an unclaimed waiter, the buffer is empty: a sender
-//       always hands its value straight to a waiting receiver first.
+//       always hands its value straight to a waiting receiver first (and by
+//       G1/G2 no lock-free send can fill the buffer behind its back).
 //   I3. If sendq holds an unclaimed waiter, the buffer is full (for an
 //       unbuffered channel, "full" is trivially true).
 //   I4. Once closed, sendq and recvq hold no unclaimed waiters: close claims
@@ -14,7 +33,8 @@
 //       channel, I2 and I3 mean unclaimed waiters sit in at most one queue.
 // Claimed or stale waiters (a select that fired on another channel) may
 // linger until someone pops them or their owner unlinks them; claim_front
-// skips them.
+// skips them. They only keep a gate raised longer than needed, which sends
+// lock-free operations to the locked path; the next sync lowers it.
 //
 // Every function named *_locked expects `mu` to be held by the caller. They
 // are the building blocks that channel<T>'s awaiters and csp::select share.
@@ -28,7 +48,7 @@
 #include <utility>
 
 #include "frame_allocator.hpp"
-#include "ring_buffer.hpp"
+#include "channel_ring.hpp"
 #include "spin_mutex.hpp"
 #include "waiter.hpp"
 
@@ -44,7 +64,8 @@ enum class chan_status : unsigned char {
 namespace detail {
 
 /// The part of a channel's state that does not depend on T: what select
-/// needs to lock several channels of different types in a global order.
+/// needs to lock several channels of different types in a global order and
+/// to gate their lock-free paths.
 struct channel_base {
     spin_mutex mu;
     /// How many channel<T> handles share this state (an intrusive count, so
@@ -55,6 +76,29 @@ struct channel_base {
     bool closed = false;
     wait_queue sendq;
     wait_queue recvq;
+    channel_ring ring;  // a buffered channel's values; no ring if unbuffered
+
+    /// Raises the gates an operation must hold before it parks (G2): the
+    /// tail gate, and for a sender the head gate too. False for an
+    /// unbuffered channel, which has no lock-free path to shut.
+    bool raise_gates_locked(bool for_send) noexcept {
+        if (!ring.enabled()) return false;
+        set_gates_locked(true, head_gated_ || for_send);
+        return true;
+    }
+    /// Sets the gates to what the queues and the closed flag call for (G1).
+    void sync_gates_locked() noexcept {
+        if (ring.enabled()) set_gates_locked(closed || !recvq.empty() || !sendq.empty(), !sendq.empty());
+    }
+
+private:
+    void set_gates_locked(bool tail, bool head) noexcept {
+        if (tail != tail_gated_) ring.set_tail_gate(tail_gated_ = tail);
+        if (head != head_gated_) ring.set_head_gate(head_gated_ = head);
+    }
+    // The gates' state, so that syncing costs no atomic when nothing changes.
+    bool tail_gated_ = false;
+    bool head_gated_ = false;
 };
 
 // Where a waiter queued on a channel of T gives or takes its value: the
@@ -62,15 +106,6 @@ struct channel_base {
 // defines both; every waiter in a channel's queues belongs to one).
 template <class T>
 T& send_source(waiter& w) noexcept;
-
-/// Room for a received T whose "has a value" flag is kept elsewhere (a
-/// receive awaiter keeps it in padding: std::optional<T> would cost a word
-/// more in every parked goroutine's frame, SPEC §9 W6).
-template <class T>
-struct value_slot {
-    alignas(T) unsigned char bytes[sizeof(T)];
-    T& get() noexcept { return *std::launder(reinterpret_cast<T*>(bytes)); }
-};
 
 /// Where a receive puts its value: a value_slot and its flag. It offers the
 /// one member of std::optional<T> that the channel code uses, emplace.
@@ -91,10 +126,13 @@ receive_into<T> receive_target(waiter& w) noexcept;
 template <class T>
 class channel_state : public channel_base {
 public:
-    explicit channel_state(std::size_t capacity) : buffer_(capacity) {}
+    explicit channel_state(std::size_t capacity) {
+        if (capacity) ring.allocate<T>(capacity);
+    }
+    ~channel_state() { ring.release<T>(); }
 
-    /// A new channel state from the per-thread caches, like frames (see
-    /// ring_buffer.hpp for why), with a handle count of 1.
+    /// A new channel state from the per-thread caches, like frames, with a
+    /// handle count of 1.
     static channel_state* make(std::size_t capacity) {
         void* p = allocate_frame(sizeof(channel_state));
         try {
@@ -110,8 +148,25 @@ public:
         deallocate_frame(s, sizeof(channel_state));
     }
 
-    std::size_t capacity() const noexcept { return buffer_.capacity(); }
-    std::size_t size_locked() const noexcept { return buffer_.size(); }
+    std::size_t capacity() const noexcept { return ring.capacity(); }
+    /// Values in the buffer (a snapshot; no lock needed).
+    std::size_t size() const noexcept { return ring.size(); }
+
+    // ---- the lock-free path (buffered channels, while no one is parked) ----
+
+    /// Sends *src into the buffer without the lock; moves from it only on
+    /// success. False: take the lock and use try_send_locked.
+    bool try_send_fast(T& src) noexcept { return ring.enabled() && ring.push<T>(src, false); }
+    /// Receives into `out` without the lock. False: use try_recv_locked.
+    template <class Out>
+    bool try_recv_fast(Out&& out) noexcept {
+        return ring.enabled() && ring.pop<T>(out, false);
+    }
+
+    // ---- the locked path ----
+    // A try that completes (ok or closed) also syncs the gates (the queues
+    // may have changed); one that would block leaves them as they are, so
+    // that a caller between raise_gates_locked and parking keeps them up.
 
     /// Sends *src if that can be done without waiting. Moves from *src only
     /// when the result is ok.
@@ -121,10 +176,11 @@ public:
             // I2: the buffer is empty, so handing over directly keeps FIFO.
             receive_target<T>(*r).emplace(std::move(src));
             complete(*r, wait_status::ok);
+            sync_gates_locked();
             return chan_status::ok;
         }
-        if (!buffer_.full()) {
-            buffer_.emplace_back(std::move(src));
+        if (ring.enabled() && ring.push<T>(src, true)) {
+            sync_gates_locked();
             return chan_status::ok;
         }
         return chan_status::would_block;
@@ -137,22 +193,23 @@ public:
     chan_status try_recv_locked(Out&& out) noexcept {
         if (waiter* s = sendq.claim_front()) {
             T& sent = send_source<T>(*s);
-            if (buffer_.capacity() == 0) {
-                out.emplace(std::move(sent));
-            } else {
-                // I3: the buffer is full. Take its oldest value and let the
-                // sender's value into the freed slot, so order is kept.
-                out.emplace(buffer_.pop_front());
-                buffer_.emplace_back(std::move(sent));
-            }
+            // I3: the buffer is full (and both gates are up, so only we
+            // touch it). Take its oldest value and let the sender's value
+            // into the freed slot, so order is kept. Unbuffered: take the
+            // sender's value itself.
+            if (ring.enabled() && ring.pop<T>(out, true)) ring.push<T>(sent, true);
+            else out.emplace(std::move(sent));
             complete(*s, wait_status::ok);
+            sync_gates_locked();
             return chan_status::ok;
         }
-        if (!buffer_.empty()) {
-            out.emplace(buffer_.pop_front());
+        if (ring.enabled() && ring.pop<T>(out, true)) {
+            sync_gates_locked();
             return chan_status::ok;
         }
-        return closed ? chan_status::closed : chan_status::would_block;
+        if (!closed) return chan_status::would_block;
+        sync_gates_locked();
+        return chan_status::closed;
     }
 
     /// Closes the channel and completes every waiter: receivers get
@@ -163,11 +220,9 @@ public:
         closed = true;
         while (waiter* r = recvq.claim_front()) complete(*r, wait_status::closed);
         while (waiter* s = sendq.claim_front()) complete(*s, wait_status::closed);
+        sync_gates_locked();  // the tail gate stays up: a send after close must throw
         return true;
     }
-
-private:
-    ring_buffer<T> buffer_;
 };
 
 }  // namespace detail

@@ -1,14 +1,12 @@
 // csp/detail/ring_buffer.hpp - a FIFO of T in one contiguous allocation.
 //
-// Used for a buffered channel's values (fixed capacity, never grows) and for
-// run queues (grows by doubling, so steady state allocates nothing). T only
+// Used for run queues (grows by doubling, so steady state allocates
+// nothing); a buffered channel's values live in a channel_ring. T only
 // needs to be move-constructible: slots are raw storage and values are
 // constructed and destroyed in place. Not synchronised.
 //
 // The storage comes from the frame allocator's per-thread caches
-// (frame_allocator.hpp) when it is small: a program that makes channels as
-// often as goroutines (a channel per call, as in W8) reuses their buffers
-// the way it reuses frames, without malloc's cross-thread frees.
+// (frame_allocator.hpp) when it is small.
 #pragma once
 
 #include <cstddef>

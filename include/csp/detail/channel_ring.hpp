@@ -1,0 +1,272 @@
+// csp/detail/channel_ring.hpp - the lock-free buffer of a buffered channel.
+//
+// A bounded FIFO of T that senders and receivers use without the channel's
+// lock (D. Vyukov's bounded MPMC queue, the design of crossbeam-channel's
+// array flavor):
+//
+//   * `head` and `tail` are positions: a lap number and an index. Each slot
+//     has a stamp saying which position it is ready for: `pos` means "empty,
+//     waiting for the value of position pos", `pos + 1` means "holds the
+//     value of position pos". A sender claims position `tail` with a CAS,
+//     writes the value and stamps `pos + 1`; a receiver claims `head`,
+//     moves the value out and stamps `pos + one_lap`, freeing the slot for
+//     the next lap. Laps make stamps unique, so a stale position can never
+//     be mistaken for a current one (no ABA in 2^64 operations).
+//
+//   * Each position word has a *gate* bit. A lock-free (non-privileged)
+//     operation refuses to run while its word's gate is raised; it then
+//     returns false and the caller takes the channel's lock instead. The
+//     channel raises the gates, under its lock, while anyone is parked on it
+//     (channel_state.hpp says exactly when), so that parked goroutines are
+//     always served by the locked path, in Go's order. Because the gate sits
+//     in the word that operations CAS, raising it (an atomic RMW on that
+//     word) and every claim are totally ordered: after the raise returns, no
+//     lock-free claim on that word can succeed, and every earlier claim is
+//     visible in the value the raise read.
+//
+//   * A privileged operation (the caller holds the channel's lock) ignores
+//     the gate and gives a final answer: if a position was claimed but its
+//     value is not yet written (or not yet moved out), it waits for that one
+//     store instead of reporting empty (full). Such a wait is short: the
+//     claimer is between two plain instructions of a non-blocking operation.
+//     A lock-free operation gives up after a few rounds instead, and the
+//     caller falls back to the locked path.
+//
+// Memory orders. Position CASes, gate RMWs and the loads of the opposite
+// position are seq_cst: the full/empty verdicts compare a stamp with the
+// other side's position, and the gate argument above needs one order over
+// every RMW of a word (any RMW gives that; seq_cst also orders the load of
+// the other word after our own claim attempt). Stamps are release (store)
+// and acquire (load): the value written into a slot happens-before the
+// receiver that sees the "full" stamp reads it, and the move out of a slot
+// happens-before the next lap's sender that sees the "empty" stamp writes it.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <new>
+#include <thread>
+#include <type_traits>
+#include <utility>
+
+#include "frame_allocator.hpp"
+#include "spin_mutex.hpp"
+
+namespace csp::detail {
+
+/// Room for a T whose "has a value" flag is kept elsewhere (a ring slot's
+/// stamp, a receive awaiter's padding).
+template <class T>
+struct value_slot {
+    alignas(T) unsigned char bytes[sizeof(T)];
+    T& get() noexcept { return *std::launder(reinterpret_cast<T*>(bytes)); }
+};
+
+template <class T>
+struct ring_slot {
+    std::atomic<std::uint64_t> stamp;
+    value_slot<T> value;
+};
+
+/// The two position words. A producer writes `tail` and a consumer writes
+/// `head` on every operation, so each gets 128 bytes of its own: x86 cores
+/// fetch cache lines in aligned pairs (the adjacent-line prefetcher), so
+/// words 64 bytes apart can still falsely share (crossbeam's CachePadded
+/// is 128 bytes for the same reason). The slots start 128 bytes after
+/// `tail`.
+struct ring_positions {
+    std::atomic<std::uint64_t> head{0};
+    char head_lines[120];
+    std::atomic<std::uint64_t> tail{0};
+    char tail_lines[120];
+};
+static_assert(sizeof(ring_positions) == 256);
+
+/// The ring of a buffered channel: untyped, so that channel_base (which
+/// select handles without knowing T) can raise and lower its gates; the
+/// operations that touch values are templates on T, and the channel always
+/// calls them with its own T. Default-constructed: no ring (capacity 0).
+class channel_ring {
+public:
+    channel_ring() = default;
+    channel_ring(const channel_ring&) = delete;
+    channel_ring& operator=(const channel_ring&) = delete;
+
+    bool enabled() const noexcept { return positions_ != nullptr; }
+    std::size_t capacity() const noexcept { return capacity_; }
+
+    /// Allocates room for `capacity` (> 0) values of T.
+    template <class T>
+    void allocate(std::size_t capacity) {
+        if (capacity > (std::size_t(-1) - slots_offset<T>()) / sizeof(ring_slot<T>) || capacity > (std::size_t(1) << 40))
+            throw std::bad_array_new_length();
+        void* block = allocate_block<T>(bytes_for<T>(capacity));
+        positions_ = ::new (block) ring_positions();
+        slots_ = static_cast<unsigned char*>(block) + slots_offset<T>();
+        capacity_ = capacity;
+        gate_ = 1;
+        while (gate_ <= capacity) gate_ <<= 1;  // the index bits lie below the gate bit
+        auto* raw = reinterpret_cast<ring_slot<T>*>(slots_);
+        for (std::size_t i = 0; i < capacity; ++i) {
+            auto* slot = ::new (static_cast<void*>(raw + i)) ring_slot<T>;
+            slot->stamp.store(i, std::memory_order_relaxed);  // lap 0: empty, waiting for position i
+        }
+    }
+
+    /// Destroys the values still buffered and frees the ring. No operation
+    /// may be running (the channel's last handle is gone).
+    template <class T>
+    void release() noexcept {
+        if (!positions_) return;
+        std::uint64_t head = positions_->head.load(std::memory_order_relaxed) & ~gate_;
+        const std::uint64_t tail = positions_->tail.load(std::memory_order_relaxed) & ~gate_;
+        for (; head != tail; head = next(head)) slots<T>()[index_of(head)].value.get().~T();
+        deallocate_block<T>(positions_, bytes_for<T>(capacity_));
+        positions_ = nullptr;
+    }
+
+    /// Appends a value moved from `src`; moves from it only on success.
+    /// Lock-free (privileged false): false if the ring is full, the tail
+    /// gate is raised or the tail is busy. Privileged (the channel's lock
+    /// held): false only if the ring is full.
+    template <class T>
+    bool push(T& src, bool privileged) noexcept {
+        std::uint64_t word = positions_->tail.load(std::memory_order_relaxed);
+        for (int round = 0;; ++round) {
+            if (!privileged && (word & gate_)) return false;
+            const std::uint64_t pos = word & ~gate_;
+            ring_slot<T>& slot = slots<T>()[index_of(pos)];
+            const std::uint64_t stamp = slot.stamp.load(std::memory_order_acquire);
+            if (stamp == pos) {  // the slot is free for this lap: claim the position
+                if (positions_->tail.compare_exchange_weak(word, next(pos) | (word & gate_), std::memory_order_seq_cst,
+                                                           std::memory_order_relaxed)) {
+                    ::new (static_cast<void*>(slot.value.bytes)) T(std::move(src));
+                    slot.stamp.store(pos + 1, std::memory_order_release);
+                    return true;
+                }
+                continue;  // `word` now holds the current tail
+            }
+            if (stamp + one_lap() == pos + 1) {  // the slot still holds the last lap's value
+                const std::uint64_t head = positions_->head.load(std::memory_order_seq_cst) & ~gate_;
+                if (head + one_lap() == pos) return false;  // full
+                // else a receiver has claimed that value and is moving it out
+            }
+            // else another sender claimed `pos` after we read the tail
+            if (!wait_a_little(round, privileged)) return false;
+            word = positions_->tail.load(std::memory_order_relaxed);
+        }
+    }
+
+    /// Takes the oldest value into `out` (a std::optional<T> or a
+    /// receive_into<T>). Lock-free: false if the ring is empty, the head
+    /// gate is raised or the head is busy. Privileged: false only if empty.
+    template <class T, class Out>
+    bool pop(Out&& out, bool privileged) noexcept {
+        std::uint64_t word = positions_->head.load(std::memory_order_relaxed);
+        for (int round = 0;; ++round) {
+            if (!privileged && (word & gate_)) return false;
+            const std::uint64_t pos = word & ~gate_;
+            ring_slot<T>& slot = slots<T>()[index_of(pos)];
+            const std::uint64_t stamp = slot.stamp.load(std::memory_order_acquire);
+            if (stamp == pos + 1) {  // the slot holds the value of `pos`: claim it
+                if (positions_->head.compare_exchange_weak(word, next(pos) | (word & gate_), std::memory_order_seq_cst,
+                                                           std::memory_order_relaxed)) {
+                    T& value = slot.value.get();
+                    out.emplace(std::move(value));
+                    value.~T();
+                    slot.stamp.store(pos + one_lap(), std::memory_order_release);
+                    return true;
+                }
+                continue;
+            }
+            if (stamp == pos) {  // nothing written at `pos` yet
+                const std::uint64_t tail = positions_->tail.load(std::memory_order_seq_cst) & ~gate_;
+                if (tail == pos) return false;  // empty
+                // else a sender has claimed `pos` and is writing its value
+            }
+            // else another receiver claimed `pos` after we read the head
+            if (!wait_a_little(round, privileged)) return false;
+            word = positions_->head.load(std::memory_order_relaxed);
+        }
+    }
+
+    /// Raising a gate sends the lock-free operations on that end to the
+    /// locked path. Called with the channel's lock held (see the top).
+    void set_tail_gate(bool raised) noexcept { set_gate(positions_->tail, raised); }
+    void set_head_gate(bool raised) noexcept { set_gate(positions_->head, raised); }
+
+    /// Number of values buffered or being written (a snapshot).
+    std::size_t size() const noexcept {
+        if (!positions_) return 0;
+        for (;;) {
+            const std::uint64_t tail = positions_->tail.load(std::memory_order_seq_cst) & ~gate_;
+            const std::uint64_t head = positions_->head.load(std::memory_order_seq_cst) & ~gate_;
+            if ((positions_->tail.load(std::memory_order_seq_cst) & ~gate_) != tail) continue;
+            const std::uint64_t h = index_of(head), t = index_of(tail);
+            if (h < t) return std::size_t(t - h);
+            if (h > t) return std::size_t(capacity_ - h + t);
+            return tail == head ? 0 : capacity_;
+        }
+    }
+
+private:
+    std::uint64_t one_lap() const noexcept { return gate_ << 1; }
+    std::uint64_t index_of(std::uint64_t pos) const noexcept { return pos & (gate_ - 1); }
+    /// The position after `pos`: the next index, or index 0 of the next lap.
+    std::uint64_t next(std::uint64_t pos) const noexcept {
+        return index_of(pos) + 1 < capacity_ ? pos + 1 : (pos & ~(one_lap() - 1)) + one_lap();
+    }
+
+    void set_gate(std::atomic<std::uint64_t>& word, bool raised) noexcept {
+        if (raised) word.fetch_or(gate_, std::memory_order_seq_cst);
+        else word.fetch_and(~gate_, std::memory_order_seq_cst);
+    }
+
+    /// Backs off while another thread finishes its claim. A lock-free
+    /// operation gives up after a few rounds (the caller takes the lock);
+    /// a privileged one waits, yielding the CPU if the claimer was preempted.
+    static bool wait_a_little(int round, bool privileged) noexcept {
+        if (!privileged && round >= 4) return false;
+        if (round < 64) cpu_relax();
+        else std::this_thread::yield();
+        return true;
+    }
+
+    template <class T>
+    static constexpr std::size_t slots_offset() noexcept {
+        constexpr std::size_t a = alignof(ring_slot<T>);
+        return (sizeof(ring_positions) + a - 1) / a * a;
+    }
+    template <class T>
+    static std::size_t bytes_for(std::size_t capacity) noexcept {
+        return slots_offset<T>() + capacity * sizeof(ring_slot<T>);
+    }
+    // Small rings come from the frame caches, like channel states (a program
+    // that makes a channel per call reuses them without malloc's
+    // cross-thread frees); over-aligned T goes to aligned operator new.
+    template <class T>
+    static constexpr bool cached = alignof(ring_slot<T>) <= __STDCPP_DEFAULT_NEW_ALIGNMENT__;
+    template <class T>
+    static void* allocate_block(std::size_t n) {
+        if constexpr (cached<T>) return allocate_frame(n);
+        else return ::operator new(n, std::align_val_t(alignof(ring_slot<T>)));
+    }
+    template <class T>
+    static void deallocate_block(void* p, std::size_t n) noexcept {
+        if constexpr (cached<T>) deallocate_frame(p, n);
+        else ::operator delete(p, std::align_val_t(alignof(ring_slot<T>)));
+    }
+    template <class T>
+    ring_slot<T>* slots() const noexcept {
+        return std::launder(reinterpret_cast<ring_slot<T>*>(slots_));
+    }
+
+    ring_positions* positions_ = nullptr;
+    unsigned char* slots_ = nullptr;
+    std::uint64_t gate_ = 0;  // a power of two above every index; one lap is twice it
+    std::size_t capacity_ = 0;
+};
+
+}  // namespace csp::detail
