@@ -16,6 +16,7 @@
 #include "helpers.hpp"
 
 using csp::detail::channel_ring;
+using csp::detail::ring_result;
 using csp_test::counted;
 
 namespace {
@@ -24,7 +25,7 @@ namespace {
 struct long_ring {
     explicit long_ring(std::size_t capacity) { ring.allocate<long>(capacity); }
     ~long_ring() { ring.release<long>(); }
-    bool push(long v, bool privileged = false) { return ring.push<long>(v, privileged); }
+    bool push(long v, bool privileged = false) { return ring.push<long>(v, privileged) == ring_result::done; }
     std::optional<long> pop(bool privileged = false) {
         std::optional<long> out;
         ring.pop<long>(out, privileged);
@@ -78,10 +79,10 @@ TEST_CASE("a channel ring destroys the values it still holds exactly once") {
         r.allocate<counted>(5);
         for (long i = 0; i < 8; ++i) {  // wrap around once
             counted c(i);
-            if (!r.push<counted>(c, false)) {
+            if (r.push<counted>(c, false) != ring_result::done) {
                 std::optional<counted> out;
-                REQUIRE(r.pop<counted>(out, false));
-                REQUIRE(r.push<counted>(c, false));
+                REQUIRE(r.pop<counted>(out, false) == ring_result::done);
+                REQUIRE(r.push<counted>(c, false) == ring_result::done);
                 REQUIRE(c.moved_from);
             }
         }
@@ -99,9 +100,9 @@ TEST_CASE("a channel ring holds over-aligned values at their alignment") {
     r.allocate<wide>(3);
     for (long i = 0; i < 10; ++i) {
         wide w{i};
-        REQUIRE(r.push<wide>(w, false));
+        REQUIRE(r.push<wide>(w, false) == ring_result::done);
         std::optional<wide> out;
-        REQUIRE(r.pop<wide>(out, false));
+        REQUIRE(r.pop<wide>(out, false) == ring_result::done);
         REQUIRE(out->v == i);
     }
     r.release<wide>();

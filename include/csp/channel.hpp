@@ -240,8 +240,8 @@ public:
 
     bool await_ready() {
         if (!ch_) return false;  // nil: blocks forever
-        if (state()->try_send_fast(*src_)) {
-            status_ = chan_status::ok;
+        if (case_try_fast() == detail::ring_result::done) {
+            // sent
         } else if (!complete_or_prepare_to_park([this] { return case_try_locked(); })) {
             return false;  // still locked: await_suspend parks
         }
@@ -259,6 +259,13 @@ public:
 
     // ---- case interface, used by csp::select ----
     using case_result_type = std::monostate;
+    /// Tries the lock-free path of a buffered channel (see
+    /// detail::ring_result); refused for an unbuffered one.
+    detail::ring_result case_try_fast() noexcept {
+        detail::ring_result r = state()->try_send_fast(*src_);
+        if (r == detail::ring_result::done) status_ = chan_status::ok;
+        return r;
+    }
     /// Tries to send now; true if the case completed (sent, or found the
     /// channel closed). Requires the lock.
     bool case_try_locked() noexcept {
@@ -302,7 +309,8 @@ public:
 
     bool await_ready() {
         if (!ch_) return false;  // nil: blocks forever
-        if (!state()->try_recv_fast(into()) && !complete_or_prepare_to_park([this] { return case_try_locked(); }))
+        if (case_try_fast() != detail::ring_result::done &&
+            !complete_or_prepare_to_park([this] { return case_try_locked(); }))
             return false;  // still locked: await_suspend parks
         return continue_or_yield();
     }
@@ -318,6 +326,8 @@ public:
 
     // ---- case interface, used by csp::select ----
     using case_result_type = std::optional<T>;
+    /// Tries the lock-free path of a buffered channel, like send's.
+    detail::ring_result case_try_fast() noexcept { return state()->try_recv_fast(into()); }
     /// Tries to receive now; true if the case completed (a value, or closed
     /// and drained). Requires the lock.
     bool case_try_locked() noexcept { return state()->try_recv_locked(into()) != chan_status::would_block; }
@@ -404,7 +414,7 @@ public:
     /// closed instead of throwing; reports would_block on a nil channel.
     chan_status try_send(T&& v) const noexcept {
         if (!state_) return chan_status::would_block;
-        if (state_->try_send_fast(v)) return chan_status::ok;
+        if (state_->try_send_fast(v) == detail::ring_result::done) return chan_status::ok;
         std::lock_guard lock(state_->mu);
         return state_->try_send_locked(v);
     }
@@ -419,7 +429,7 @@ public:
     try_recv_result<T> try_recv() const noexcept {
         try_recv_result<T> r{chan_status::would_block, std::nullopt};
         if (!state_) return r;
-        if (state_->try_recv_fast(r.value)) {
+        if (state_->try_recv_fast(r.value) == detail::ring_result::done) {
             r.status = chan_status::ok;
             return r;
         }

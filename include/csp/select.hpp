@@ -199,6 +199,12 @@ template <class C>
 void case_settle(C& c) noexcept {
     if constexpr (requires { c.case_settle_locked(); }) c.case_settle_locked();
 }
+/// Step 0's lock-free attempt, for the cases that have one.
+template <class C>
+ring_result case_fast(C& c) noexcept {
+    if constexpr (requires { c.case_try_fast(); }) return c.case_try_fast();
+    else return ring_result::refused;
+}
 
 inline constexpr wait_kind select_kind{"select"};
 
@@ -211,7 +217,8 @@ inline bool yield_if_budget_spent(std::coroutine_handle<> h) {
 }
 
 /// The fast path of step 2: visits the cases in `order` taking one lock at a
-/// time, and completes the first that can complete. Each attempt is an
+/// time (none for a buffered channel whose lock-free path answers), and
+/// completes the first that can complete. Each attempt is an
 /// ordinary non-blocking operation under its channel's lock, so a success
 /// is a valid outcome of the select at that moment, and visiting in a
 /// uniformly random order picks uniformly among the cases that are ready
@@ -226,6 +233,15 @@ bool complete_one_at_a_time(Cases& cases, Order& order, int& fired) {
     for (std::uint32_t i : order) {
         spin_mutex* m = cases.mutex(i);
         if (!m) continue;
+        // A buffered channel's lock-free path first: it completes the case,
+        // or says it was not ready at some moment (skip it, as a locked try
+        // would have), or refers us to the lock.
+        ring_result fast = cases.try_fast(i);
+        if (fast == ring_result::done) {
+            fired = int(i);
+            return true;
+        }
+        if (fast == ring_result::not_ready) continue;
         m->lock();
         bool done = cases.try_locked(i);
         m->unlock();
@@ -407,6 +423,12 @@ public:
                 std::get<c>(cases_).case_arm_locked(op, int(c));
         });
     }
+    ring_result try_fast(std::size_t i) noexcept {
+        return dispatch(i, [&](auto c) {
+            if constexpr (is_default_case<std::tuple_element_t<c, std::tuple<Cases...>>>) return ring_result::refused;
+            else return case_fast(std::get<c>(cases_));
+        });
+    }
     bool gate_locked(std::size_t i) noexcept {
         return dispatch(i, [&](auto c) {
             if constexpr (is_default_case<std::tuple_element_t<c, std::tuple<Cases...>>>) return false;
@@ -504,6 +526,7 @@ public:
     spin_mutex* mutex(std::size_t i) noexcept { return cases_[i].case_mutex(); }
     bool try_locked(std::size_t i) noexcept { return cases_[i].case_try_locked(); }
     void arm_locked(std::size_t i, blocked_op& op) noexcept { cases_[i].case_arm_locked(op, int(i)); }
+    ring_result try_fast(std::size_t i) noexcept { return case_fast(cases_[i]); }
     bool gate_locked(std::size_t i) noexcept { return case_gate(cases_[i]); }
     void settle_locked(std::size_t i) noexcept { case_settle(cases_[i]); }
     void disarm(std::size_t i) noexcept { cases_[i].case_disarm(); }

@@ -477,6 +477,15 @@ struct ring_positions {
 };
 static_assert(sizeof(ring_positions) == 256);
 
+/// What a ring operation did.
+enum class ring_result : unsigned char {
+    done,       ///< pushed or popped
+    not_ready,  ///< full (empty), and no gate was up: at that moment the send
+                ///< (receive) could not complete, nobody was parked on that
+                ///< side and the channel was not closed
+    refused,    ///< a gate was up, or the slot stayed busy: ask the locked path
+};
+
 /// The ring of a buffered channel: untyped, so that channel_base (which
 /// select handles without knowing T) can raise and lower its gates; the
 /// operations that touch values are templates on T, and the channel always
@@ -520,15 +529,15 @@ public:
         positions_ = nullptr;
     }
 
-    /// Appends a value moved from `src`; moves from it only on success.
-    /// Lock-free (privileged false): false if the ring is full, the tail
-    /// gate is raised or the tail is busy. Privileged (the channel's lock
-    /// held): false only if the ring is full.
+    /// Appends a value moved from `src`; moves from it only when done.
+    /// Lock-free (privileged false): not_ready if the ring is full, refused
+    /// if the tail gate is up or the tail stays busy. Privileged (the
+    /// channel's lock held): done unless the ring is full.
     template <class T>
-    bool push(T& src, bool privileged) noexcept {
+    ring_result push(T& src, bool privileged) noexcept {
         std::uint64_t word = positions_->tail.load(std::memory_order_relaxed);
         for (int round = 0;; ++round) {
-            if (!privileged && (word & gate_)) return false;
+            if (!privileged && (word & gate_)) return ring_result::refused;
             const std::uint64_t pos = word & ~gate_;
             ring_slot<T>& slot = slots<T>()[index_of(pos)];
             const std::uint64_t stamp = slot.stamp.load(std::memory_order_acquire);
@@ -537,29 +546,30 @@ public:
                                                            std::memory_order_relaxed)) {
                     ::new (static_cast<void*>(slot.value.bytes)) T(std::move(src));
                     slot.stamp.store(pos + 1, std::memory_order_release);
-                    return true;
+                    return ring_result::done;
                 }
                 continue;  // `word` now holds the current tail
             }
             if (stamp + one_lap() == pos + 1) {  // the slot still holds the last lap's value
                 const std::uint64_t head = positions_->head.load(std::memory_order_seq_cst) & ~gate_;
-                if (head + one_lap() == pos) return false;  // full
+                if (head + one_lap() == pos) return ring_result::not_ready;  // full
                 // else a receiver has claimed that value and is moving it out
             }
             // else another sender claimed `pos` after we read the tail
-            if (!wait_a_little(round, privileged)) return false;
+            if (!wait_a_little(round, privileged)) return ring_result::refused;
             word = positions_->tail.load(std::memory_order_relaxed);
         }
     }
 
     /// Takes the oldest value into `out` (a std::optional<T> or a
-    /// receive_into<T>). Lock-free: false if the ring is empty, the head
-    /// gate is raised or the head is busy. Privileged: false only if empty.
+    /// receive_into<T>). Lock-free: not_ready if the ring is empty and the
+    /// tail gate down, refused if a gate is up or the head stays busy.
+    /// Privileged: done unless the ring is empty.
     template <class T, class Out>
-    bool pop(Out&& out, bool privileged) noexcept {
+    ring_result pop(Out&& out, bool privileged) noexcept {
         std::uint64_t word = positions_->head.load(std::memory_order_relaxed);
         for (int round = 0;; ++round) {
-            if (!privileged && (word & gate_)) return false;
+            if (!privileged && (word & gate_)) return ring_result::refused;
             const std::uint64_t pos = word & ~gate_;
             ring_slot<T>& slot = slots<T>()[index_of(pos)];
             const std::uint64_t stamp = slot.stamp.load(std::memory_order_acquire);
@@ -570,17 +580,19 @@ public:
                     out.emplace(std::move(value));
                     value.~T();
                     slot.stamp.store(pos + one_lap(), std::memory_order_release);
-                    return true;
+                    return ring_result::done;
                 }
                 continue;
             }
             if (stamp == pos) {  // nothing written at `pos` yet
-                const std::uint64_t tail = positions_->tail.load(std::memory_order_seq_cst) & ~gate_;
-                if (tail == pos) return false;  // empty
+                const std::uint64_t tail = positions_->tail.load(std::memory_order_seq_cst);
+                // Empty. With the tail gate up, the channel is closed or
+                // has waiters: only the locked path can tell what that means.
+                if ((tail & ~gate_) == pos) return tail & gate_ ? ring_result::refused : ring_result::not_ready;
                 // else a sender has claimed `pos` and is writing its value
             }
             // else another receiver claimed `pos` after we read the head
-            if (!wait_a_little(round, privileged)) return false;
+            if (!wait_a_little(round, privileged)) return ring_result::refused;
             word = positions_->head.load(std::memory_order_relaxed);
         }
     }
@@ -1832,13 +1844,16 @@ public:
 
     // ---- the lock-free path (buffered channels, while no one is parked) ----
 
-    /// Sends *src into the buffer without the lock; moves from it only on
-    /// success. False: take the lock and use try_send_locked.
-    bool try_send_fast(T& src) noexcept { return ring.enabled() && ring.push<T>(src, false); }
-    /// Receives into `out` without the lock. False: use try_recv_locked.
+    /// Sends *src into the buffer without the lock; moves from it only when
+    /// done. Otherwise the caller takes the lock and uses try_send_locked
+    /// (a select's first pass may skip a not_ready case instead).
+    ring_result try_send_fast(T& src) noexcept {
+        return ring.enabled() ? ring.push<T>(src, false) : ring_result::refused;
+    }
+    /// Receives into `out` without the lock, like try_send_fast.
     template <class Out>
-    bool try_recv_fast(Out&& out) noexcept {
-        return ring.enabled() && ring.pop<T>(out, false);
+    ring_result try_recv_fast(Out&& out) noexcept {
+        return ring.enabled() ? ring.pop<T>(out, false) : ring_result::refused;
     }
 
     // ---- the locked path ----
@@ -1857,7 +1872,7 @@ public:
             sync_gates_locked();
             return chan_status::ok;
         }
-        if (ring.enabled() && ring.push<T>(src, true)) {
+        if (ring.enabled() && ring.push<T>(src, true) == ring_result::done) {
             sync_gates_locked();
             return chan_status::ok;
         }
@@ -1875,13 +1890,13 @@ public:
             // touch it). Take its oldest value and let the sender's value
             // into the freed slot, so order is kept. Unbuffered: take the
             // sender's value itself.
-            if (ring.enabled() && ring.pop<T>(out, true)) ring.push<T>(sent, true);
+            if (ring.enabled() && ring.pop<T>(out, true) == ring_result::done) ring.push<T>(sent, true);
             else out.emplace(std::move(sent));
             complete(*s, wait_status::ok);
             sync_gates_locked();
             return chan_status::ok;
         }
-        if (ring.enabled() && ring.pop<T>(out, true)) {
+        if (ring.enabled() && ring.pop<T>(out, true) == ring_result::done) {
             sync_gates_locked();
             return chan_status::ok;
         }
@@ -2397,8 +2412,8 @@ public:
 
     bool await_ready() {
         if (!ch_) return false;  // nil: blocks forever
-        if (state()->try_send_fast(*src_)) {
-            status_ = chan_status::ok;
+        if (case_try_fast() == detail::ring_result::done) {
+            // sent
         } else if (!complete_or_prepare_to_park([this] { return case_try_locked(); })) {
             return false;  // still locked: await_suspend parks
         }
@@ -2416,6 +2431,13 @@ public:
 
     // ---- case interface, used by csp::select ----
     using case_result_type = std::monostate;
+    /// Tries the lock-free path of a buffered channel (see
+    /// detail::ring_result); refused for an unbuffered one.
+    detail::ring_result case_try_fast() noexcept {
+        detail::ring_result r = state()->try_send_fast(*src_);
+        if (r == detail::ring_result::done) status_ = chan_status::ok;
+        return r;
+    }
     /// Tries to send now; true if the case completed (sent, or found the
     /// channel closed). Requires the lock.
     bool case_try_locked() noexcept {
@@ -2459,7 +2481,8 @@ public:
 
     bool await_ready() {
         if (!ch_) return false;  // nil: blocks forever
-        if (!state()->try_recv_fast(into()) && !complete_or_prepare_to_park([this] { return case_try_locked(); }))
+        if (case_try_fast() != detail::ring_result::done &&
+            !complete_or_prepare_to_park([this] { return case_try_locked(); }))
             return false;  // still locked: await_suspend parks
         return continue_or_yield();
     }
@@ -2475,6 +2498,8 @@ public:
 
     // ---- case interface, used by csp::select ----
     using case_result_type = std::optional<T>;
+    /// Tries the lock-free path of a buffered channel, like send's.
+    detail::ring_result case_try_fast() noexcept { return state()->try_recv_fast(into()); }
     /// Tries to receive now; true if the case completed (a value, or closed
     /// and drained). Requires the lock.
     bool case_try_locked() noexcept { return state()->try_recv_locked(into()) != chan_status::would_block; }
@@ -2561,7 +2586,7 @@ public:
     /// closed instead of throwing; reports would_block on a nil channel.
     chan_status try_send(T&& v) const noexcept {
         if (!state_) return chan_status::would_block;
-        if (state_->try_send_fast(v)) return chan_status::ok;
+        if (state_->try_send_fast(v) == detail::ring_result::done) return chan_status::ok;
         std::lock_guard lock(state_->mu);
         return state_->try_send_locked(v);
     }
@@ -2576,7 +2601,7 @@ public:
     try_recv_result<T> try_recv() const noexcept {
         try_recv_result<T> r{chan_status::would_block, std::nullopt};
         if (!state_) return r;
-        if (state_->try_recv_fast(r.value)) {
+        if (state_->try_recv_fast(r.value) == detail::ring_result::done) {
             r.status = chan_status::ok;
             return r;
         }
@@ -4163,6 +4188,12 @@ template <class C>
 void case_settle(C& c) noexcept {
     if constexpr (requires { c.case_settle_locked(); }) c.case_settle_locked();
 }
+/// Step 0's lock-free attempt, for the cases that have one.
+template <class C>
+ring_result case_fast(C& c) noexcept {
+    if constexpr (requires { c.case_try_fast(); }) return c.case_try_fast();
+    else return ring_result::refused;
+}
 
 inline constexpr wait_kind select_kind{"select"};
 
@@ -4175,7 +4206,8 @@ inline bool yield_if_budget_spent(std::coroutine_handle<> h) {
 }
 
 /// The fast path of step 2: visits the cases in `order` taking one lock at a
-/// time, and completes the first that can complete. Each attempt is an
+/// time (none for a buffered channel whose lock-free path answers), and
+/// completes the first that can complete. Each attempt is an
 /// ordinary non-blocking operation under its channel's lock, so a success
 /// is a valid outcome of the select at that moment, and visiting in a
 /// uniformly random order picks uniformly among the cases that are ready
@@ -4190,6 +4222,15 @@ bool complete_one_at_a_time(Cases& cases, Order& order, int& fired) {
     for (std::uint32_t i : order) {
         spin_mutex* m = cases.mutex(i);
         if (!m) continue;
+        // A buffered channel's lock-free path first: it completes the case,
+        // or says it was not ready at some moment (skip it, as a locked try
+        // would have), or refers us to the lock.
+        ring_result fast = cases.try_fast(i);
+        if (fast == ring_result::done) {
+            fired = int(i);
+            return true;
+        }
+        if (fast == ring_result::not_ready) continue;
         m->lock();
         bool done = cases.try_locked(i);
         m->unlock();
@@ -4371,6 +4412,12 @@ public:
                 std::get<c>(cases_).case_arm_locked(op, int(c));
         });
     }
+    ring_result try_fast(std::size_t i) noexcept {
+        return dispatch(i, [&](auto c) {
+            if constexpr (is_default_case<std::tuple_element_t<c, std::tuple<Cases...>>>) return ring_result::refused;
+            else return case_fast(std::get<c>(cases_));
+        });
+    }
     bool gate_locked(std::size_t i) noexcept {
         return dispatch(i, [&](auto c) {
             if constexpr (is_default_case<std::tuple_element_t<c, std::tuple<Cases...>>>) return false;
@@ -4468,6 +4515,7 @@ public:
     spin_mutex* mutex(std::size_t i) noexcept { return cases_[i].case_mutex(); }
     bool try_locked(std::size_t i) noexcept { return cases_[i].case_try_locked(); }
     void arm_locked(std::size_t i, blocked_op& op) noexcept { cases_[i].case_arm_locked(op, int(i)); }
+    ring_result try_fast(std::size_t i) noexcept { return case_fast(cases_[i]); }
     bool gate_locked(std::size_t i) noexcept { return case_gate(cases_[i]); }
     void settle_locked(std::size_t i) noexcept { case_settle(cases_[i]); }
     void disarm(std::size_t i) noexcept { cases_[i].case_disarm(); }

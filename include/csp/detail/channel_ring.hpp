@@ -84,6 +84,15 @@ struct ring_positions {
 };
 static_assert(sizeof(ring_positions) == 256);
 
+/// What a ring operation did.
+enum class ring_result : unsigned char {
+    done,       ///< pushed or popped
+    not_ready,  ///< full (empty), and no gate was up: at that moment the send
+                ///< (receive) could not complete, nobody was parked on that
+                ///< side and the channel was not closed
+    refused,    ///< a gate was up, or the slot stayed busy: ask the locked path
+};
+
 /// The ring of a buffered channel: untyped, so that channel_base (which
 /// select handles without knowing T) can raise and lower its gates; the
 /// operations that touch values are templates on T, and the channel always
@@ -127,15 +136,15 @@ public:
         positions_ = nullptr;
     }
 
-    /// Appends a value moved from `src`; moves from it only on success.
-    /// Lock-free (privileged false): false if the ring is full, the tail
-    /// gate is raised or the tail is busy. Privileged (the channel's lock
-    /// held): false only if the ring is full.
+    /// Appends a value moved from `src`; moves from it only when done.
+    /// Lock-free (privileged false): not_ready if the ring is full, refused
+    /// if the tail gate is up or the tail stays busy. Privileged (the
+    /// channel's lock held): done unless the ring is full.
     template <class T>
-    bool push(T& src, bool privileged) noexcept {
+    ring_result push(T& src, bool privileged) noexcept {
         std::uint64_t word = positions_->tail.load(std::memory_order_relaxed);
         for (int round = 0;; ++round) {
-            if (!privileged && (word & gate_)) return false;
+            if (!privileged && (word & gate_)) return ring_result::refused;
             const std::uint64_t pos = word & ~gate_;
             ring_slot<T>& slot = slots<T>()[index_of(pos)];
             const std::uint64_t stamp = slot.stamp.load(std::memory_order_acquire);
@@ -144,29 +153,30 @@ public:
                                                            std::memory_order_relaxed)) {
                     ::new (static_cast<void*>(slot.value.bytes)) T(std::move(src));
                     slot.stamp.store(pos + 1, std::memory_order_release);
-                    return true;
+                    return ring_result::done;
                 }
                 continue;  // `word` now holds the current tail
             }
             if (stamp + one_lap() == pos + 1) {  // the slot still holds the last lap's value
                 const std::uint64_t head = positions_->head.load(std::memory_order_seq_cst) & ~gate_;
-                if (head + one_lap() == pos) return false;  // full
+                if (head + one_lap() == pos) return ring_result::not_ready;  // full
                 // else a receiver has claimed that value and is moving it out
             }
             // else another sender claimed `pos` after we read the tail
-            if (!wait_a_little(round, privileged)) return false;
+            if (!wait_a_little(round, privileged)) return ring_result::refused;
             word = positions_->tail.load(std::memory_order_relaxed);
         }
     }
 
     /// Takes the oldest value into `out` (a std::optional<T> or a
-    /// receive_into<T>). Lock-free: false if the ring is empty, the head
-    /// gate is raised or the head is busy. Privileged: false only if empty.
+    /// receive_into<T>). Lock-free: not_ready if the ring is empty and the
+    /// tail gate down, refused if a gate is up or the head stays busy.
+    /// Privileged: done unless the ring is empty.
     template <class T, class Out>
-    bool pop(Out&& out, bool privileged) noexcept {
+    ring_result pop(Out&& out, bool privileged) noexcept {
         std::uint64_t word = positions_->head.load(std::memory_order_relaxed);
         for (int round = 0;; ++round) {
-            if (!privileged && (word & gate_)) return false;
+            if (!privileged && (word & gate_)) return ring_result::refused;
             const std::uint64_t pos = word & ~gate_;
             ring_slot<T>& slot = slots<T>()[index_of(pos)];
             const std::uint64_t stamp = slot.stamp.load(std::memory_order_acquire);
@@ -177,17 +187,19 @@ public:
                     out.emplace(std::move(value));
                     value.~T();
                     slot.stamp.store(pos + one_lap(), std::memory_order_release);
-                    return true;
+                    return ring_result::done;
                 }
                 continue;
             }
             if (stamp == pos) {  // nothing written at `pos` yet
-                const std::uint64_t tail = positions_->tail.load(std::memory_order_seq_cst) & ~gate_;
-                if (tail == pos) return false;  // empty
+                const std::uint64_t tail = positions_->tail.load(std::memory_order_seq_cst);
+                // Empty. With the tail gate up, the channel is closed or
+                // has waiters: only the locked path can tell what that means.
+                if ((tail & ~gate_) == pos) return tail & gate_ ? ring_result::refused : ring_result::not_ready;
                 // else a sender has claimed `pos` and is writing its value
             }
             // else another receiver claimed `pos` after we read the head
-            if (!wait_a_little(round, privileged)) return false;
+            if (!wait_a_little(round, privileged)) return ring_result::refused;
             word = positions_->head.load(std::memory_order_relaxed);
         }
     }

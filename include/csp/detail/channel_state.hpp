@@ -154,13 +154,16 @@ public:
 
     // ---- the lock-free path (buffered channels, while no one is parked) ----
 
-    /// Sends *src into the buffer without the lock; moves from it only on
-    /// success. False: take the lock and use try_send_locked.
-    bool try_send_fast(T& src) noexcept { return ring.enabled() && ring.push<T>(src, false); }
-    /// Receives into `out` without the lock. False: use try_recv_locked.
+    /// Sends *src into the buffer without the lock; moves from it only when
+    /// done. Otherwise the caller takes the lock and uses try_send_locked
+    /// (a select's first pass may skip a not_ready case instead).
+    ring_result try_send_fast(T& src) noexcept {
+        return ring.enabled() ? ring.push<T>(src, false) : ring_result::refused;
+    }
+    /// Receives into `out` without the lock, like try_send_fast.
     template <class Out>
-    bool try_recv_fast(Out&& out) noexcept {
-        return ring.enabled() && ring.pop<T>(out, false);
+    ring_result try_recv_fast(Out&& out) noexcept {
+        return ring.enabled() ? ring.pop<T>(out, false) : ring_result::refused;
     }
 
     // ---- the locked path ----
@@ -179,7 +182,7 @@ public:
             sync_gates_locked();
             return chan_status::ok;
         }
-        if (ring.enabled() && ring.push<T>(src, true)) {
+        if (ring.enabled() && ring.push<T>(src, true) == ring_result::done) {
             sync_gates_locked();
             return chan_status::ok;
         }
@@ -197,13 +200,13 @@ public:
             // touch it). Take its oldest value and let the sender's value
             // into the freed slot, so order is kept. Unbuffered: take the
             // sender's value itself.
-            if (ring.enabled() && ring.pop<T>(out, true)) ring.push<T>(sent, true);
+            if (ring.enabled() && ring.pop<T>(out, true) == ring_result::done) ring.push<T>(sent, true);
             else out.emplace(std::move(sent));
             complete(*s, wait_status::ok);
             sync_gates_locked();
             return chan_status::ok;
         }
-        if (ring.enabled() && ring.pop<T>(out, true)) {
+        if (ring.enabled() && ring.pop<T>(out, true) == ring_result::done) {
             sync_gates_locked();
             return chan_status::ok;
         }
