@@ -262,6 +262,7 @@ public:
     /// Tries the lock-free path of a buffered channel (see
     /// detail::ring_result); refused for an unbuffered one.
     detail::ring_result case_try_fast() noexcept {
+        if (!ch_) return detail::ring_result::not_ready;  // nil: never ready
         detail::ring_result r = state()->try_send_fast(*src_);
         if (r == detail::ring_result::done) status_ = chan_status::ok;
         return r;
@@ -327,7 +328,10 @@ public:
     // ---- case interface, used by csp::select ----
     using case_result_type = std::optional<T>;
     /// Tries the lock-free path of a buffered channel, like send's.
-    detail::ring_result case_try_fast() noexcept { return state()->try_recv_fast(into()); }
+    detail::ring_result case_try_fast() noexcept {
+        if (!ch_) return detail::ring_result::not_ready;  // nil: never ready
+        return state()->try_recv_fast(into());
+    }
     /// Tries to receive now; true if the case completed (a value, or closed
     /// and drained). Requires the lock.
     bool case_try_locked() noexcept { return state()->try_recv_locked(into()) != chan_status::would_block; }

@@ -231,17 +231,17 @@ template <class Cases, class Order>
 bool complete_one_at_a_time(Cases& cases, Order& order, int& fired) {
     if (order.size() < 2) return false;  // the locked pass is as cheap
     for (std::uint32_t i : order) {
-        spin_mutex* m = cases.mutex(i);
-        if (!m) continue;
         // A buffered channel's lock-free path first: it completes the case,
         // or says it was not ready at some moment (skip it, as a locked try
-        // would have), or refers us to the lock.
+        // would have; a nil case never is), or refers us to the lock.
         ring_result fast = cases.try_fast(i);
         if (fast == ring_result::done) {
             fired = int(i);
             return true;
         }
         if (fast == ring_result::not_ready) continue;
+        spin_mutex* m = cases.mutex(i);
+        if (!m) continue;
         m->lock();
         bool done = cases.try_locked(i);
         m->unlock();
@@ -298,8 +298,7 @@ bool select_start(Cases& cases, bool biased, bool has_default, blocked_op& op, s
     const std::size_t k = cases.size();
     small_buffer<std::uint32_t, N> order(k);
     std::iota(order.begin(), order.end(), std::uint32_t(0));
-    if (!biased)  // Fisher-Yates: every permutation equally likely
-        for (std::size_t i = k; i > 1; --i) std::swap(order[i - 1], order[random_below(std::uint32_t(i))]);
+    if (!biased) shuffle_with_few_draws(order.begin(), k);  // every permutation equally likely
 
     if (complete_one_at_a_time(cases, order, fired)) return false;
 
@@ -351,6 +350,11 @@ int select_finish(Cases& cases, blocked_op& op) {
     return fired;
 }
 
+/// How a select_awaiter refers to a case: the argument itself, which lives
+/// until the end of the full expression that awaits the select.
+template <class C>
+using case_ref = std::conditional_t<is_default_case<C>, const C&, C&>;
+
 template <class C>
 struct case_result_of {
     using type = typename C::case_result_type;
@@ -376,13 +380,18 @@ public:
     using result_type = select_result<typename case_result_of<Cases>::type...>;
 
     template <class... A>
-    explicit select_awaiter(A&&... cases) : cases_(std::forward<A>(cases)...) {}
-    select_awaiter(select_awaiter&& other) noexcept(std::is_nothrow_move_constructible_v<std::tuple<Cases...>>)
-        : cases_(std::move(other.cases_)) {
+    explicit select_awaiter(A&... cases) noexcept : cases_(cases...) {}
+    select_awaiter(select_awaiter&& other) noexcept : cases_(other.cases_) {
         if (other.armed_) std::terminate();  // never moved once awaited
     }
-    // If the coroutine is destroyed while parked, each case's destructor
-    // unlinks its own waiter; op_ is declared first so it outlives them.
+    select_awaiter& operator=(select_awaiter&&) = delete;
+    ~select_awaiter() {
+        // Destroyed while parked (the coroutine is destroyed at shutdown):
+        // unlink every waiter now, while op_ still exists; the cases are
+        // destroyed after us.
+        if (armed_)
+            for (std::size_t i = 0; i < N; ++i) disarm(i);
+    }
 
     bool await_ready() const noexcept { return false; }
     template <class P>
@@ -481,7 +490,8 @@ private:
     }
 
     blocked_op op_;
-    std::tuple<Cases...> cases_;
+    // The cases themselves are the caller's temporaries (see select()).
+    std::tuple<case_ref<Cases>...> cases_;
     int fired_ = -1;
     bool armed_ = false;
     goroutine_node* goroutine_ = nullptr;  // the goroutine awaiting this select, for note_parked()
@@ -549,13 +559,13 @@ private:
 /// random; with a default_case, never waits. See the top of this file.
 template <class... Cases>
 auto select(Cases&&... cases) {
-    return detail::select_awaiter<false, std::remove_cvref_t<Cases>...>(std::forward<Cases>(cases)...);
+    return detail::select_awaiter<false, std::remove_cvref_t<Cases>...>(cases...);
 }
 
 /// Like select, but among ready cases the first in argument order wins.
 template <class... Cases>
 auto select_biased(Cases&&... cases) {
-    return detail::select_awaiter<true, std::remove_cvref_t<Cases>...>(std::forward<Cases>(cases)...);
+    return detail::select_awaiter<true, std::remove_cvref_t<Cases>...>(cases...);
 }
 
 /// select over a runtime-sized list of cases (e.g. one ch.recv() per

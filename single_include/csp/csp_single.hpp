@@ -597,6 +597,23 @@ public:
         }
     }
 
+    /// Inline pre-checks for the lock-free path, which tell a receive (send)
+    /// that cannot complete without calling pop (push): true if at one
+    /// moment the ring was empty (full) with the tail gate down. The loads
+    /// are ordered so that the moment exists: for empty, the head first,
+    /// then the tail, which at its load equals the head's position (the head
+    /// can only have moved towards it, and never passes it); for full, the
+    /// tail first, then the head, which was at most that far behind then.
+    /// (The head is masked, so an equal tail also has its gate bit clear.)
+    bool looks_empty() const noexcept {
+        const std::uint64_t head = positions_->head.load(std::memory_order_seq_cst) & ~gate_;
+        return positions_->tail.load(std::memory_order_seq_cst) == head;
+    }
+    bool looks_full() const noexcept {
+        const std::uint64_t tail = positions_->tail.load(std::memory_order_seq_cst);
+        return tail == (positions_->head.load(std::memory_order_seq_cst) & ~gate_) + one_lap();
+    }
+
     /// Raising a gate sends the lock-free operations on that end to the
     /// locked path. Called with the channel's lock held (see the top).
     void set_tail_gate(bool raised) noexcept { set_gate(positions_->tail, raised); }
@@ -1848,12 +1865,16 @@ public:
     /// done. Otherwise the caller takes the lock and uses try_send_locked
     /// (a select's first pass may skip a not_ready case instead).
     ring_result try_send_fast(T& src) noexcept {
-        return ring.enabled() ? ring.push<T>(src, false) : ring_result::refused;
+        if (!ring.enabled()) return ring_result::refused;
+        if (ring.looks_full()) return ring_result::not_ready;
+        return ring.push<T>(src, false);
     }
     /// Receives into `out` without the lock, like try_send_fast.
     template <class Out>
     ring_result try_recv_fast(Out&& out) noexcept {
-        return ring.enabled() ? ring.pop<T>(out, false) : ring_result::refused;
+        if (!ring.enabled()) return ring_result::refused;
+        if (ring.looks_empty()) return ring_result::not_ready;
+        return ring.pop<T>(out, false);
     }
 
     // ---- the locked path ----
@@ -2434,6 +2455,7 @@ public:
     /// Tries the lock-free path of a buffered channel (see
     /// detail::ring_result); refused for an unbuffered one.
     detail::ring_result case_try_fast() noexcept {
+        if (!ch_) return detail::ring_result::not_ready;  // nil: never ready
         detail::ring_result r = state()->try_send_fast(*src_);
         if (r == detail::ring_result::done) status_ = chan_status::ok;
         return r;
@@ -2499,7 +2521,10 @@ public:
     // ---- case interface, used by csp::select ----
     using case_result_type = std::optional<T>;
     /// Tries the lock-free path of a buffered channel, like send's.
-    detail::ring_result case_try_fast() noexcept { return state()->try_recv_fast(into()); }
+    detail::ring_result case_try_fast() noexcept {
+        if (!ch_) return detail::ring_result::not_ready;  // nil: never ready
+        return state()->try_recv_fast(into());
+    }
     /// Tries to receive now; true if the case completed (a value, or closed
     /// and drained). Requires the lock.
     bool case_try_locked() noexcept { return state()->try_recv_locked(into()) != chan_status::would_block; }
@@ -3980,9 +4005,11 @@ inline void unwatch(int fd) noexcept {
 // select's choices replay exactly with the executor's seed.
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <thread>
+#include <utility>
 
 namespace csp::detail {
 
@@ -4019,6 +4046,30 @@ inline thread_local wyrand thread_random{seed_for_this_thread()};
 /// Uniform in [0, n) from this thread's generator.
 inline std::uint32_t random_below(std::uint32_t n) noexcept {
     return std::uint32_t((std::uint64_t(std::uint32_t(random_u64())) * n) >> 32);
+}
+
+/// Shuffles [first, first + n) uniformly (Fisher-Yates) with few draws from
+/// this thread's generator: each step takes its index from the high half of
+/// a 64x64-bit product and keeps the low half as the randomness left for the
+/// next step (Lemire's multiply-shift, reused), and draws afresh once the
+/// ranges taken from one draw multiply past 2^32. So each step's bias stays
+/// below 2^-32, far under anything a test of select's fairness can see, and
+/// a select over up to 12 cases (12! < 2^32) costs a single draw.
+template <class It>
+void shuffle_with_few_draws(It first, std::size_t n) noexcept {
+    std::uint64_t bits = random_u64();
+    std::uint64_t used = 1;  // product of the ranges taken from `bits`
+    for (std::size_t i = n; i > 1; --i) {
+        if (used > (std::uint64_t(1) << 32) / i) {
+            bits = random_u64();
+            used = 1;
+        }
+        used *= i;
+        __uint128_t m = __uint128_t(bits) * i;
+        std::size_t j = std::size_t(m >> 64);
+        bits = std::uint64_t(m);
+        std::swap(first[i - 1], first[j]);
+    }
 }
 
 }  // namespace csp::detail
@@ -4220,17 +4271,17 @@ template <class Cases, class Order>
 bool complete_one_at_a_time(Cases& cases, Order& order, int& fired) {
     if (order.size() < 2) return false;  // the locked pass is as cheap
     for (std::uint32_t i : order) {
-        spin_mutex* m = cases.mutex(i);
-        if (!m) continue;
         // A buffered channel's lock-free path first: it completes the case,
         // or says it was not ready at some moment (skip it, as a locked try
-        // would have), or refers us to the lock.
+        // would have; a nil case never is), or refers us to the lock.
         ring_result fast = cases.try_fast(i);
         if (fast == ring_result::done) {
             fired = int(i);
             return true;
         }
         if (fast == ring_result::not_ready) continue;
+        spin_mutex* m = cases.mutex(i);
+        if (!m) continue;
         m->lock();
         bool done = cases.try_locked(i);
         m->unlock();
@@ -4287,8 +4338,7 @@ bool select_start(Cases& cases, bool biased, bool has_default, blocked_op& op, s
     const std::size_t k = cases.size();
     small_buffer<std::uint32_t, N> order(k);
     std::iota(order.begin(), order.end(), std::uint32_t(0));
-    if (!biased)  // Fisher-Yates: every permutation equally likely
-        for (std::size_t i = k; i > 1; --i) std::swap(order[i - 1], order[random_below(std::uint32_t(i))]);
+    if (!biased) shuffle_with_few_draws(order.begin(), k);  // every permutation equally likely
 
     if (complete_one_at_a_time(cases, order, fired)) return false;
 
@@ -4340,6 +4390,11 @@ int select_finish(Cases& cases, blocked_op& op) {
     return fired;
 }
 
+/// How a select_awaiter refers to a case: the argument itself, which lives
+/// until the end of the full expression that awaits the select.
+template <class C>
+using case_ref = std::conditional_t<is_default_case<C>, const C&, C&>;
+
 template <class C>
 struct case_result_of {
     using type = typename C::case_result_type;
@@ -4365,13 +4420,18 @@ public:
     using result_type = select_result<typename case_result_of<Cases>::type...>;
 
     template <class... A>
-    explicit select_awaiter(A&&... cases) : cases_(std::forward<A>(cases)...) {}
-    select_awaiter(select_awaiter&& other) noexcept(std::is_nothrow_move_constructible_v<std::tuple<Cases...>>)
-        : cases_(std::move(other.cases_)) {
+    explicit select_awaiter(A&... cases) noexcept : cases_(cases...) {}
+    select_awaiter(select_awaiter&& other) noexcept : cases_(other.cases_) {
         if (other.armed_) std::terminate();  // never moved once awaited
     }
-    // If the coroutine is destroyed while parked, each case's destructor
-    // unlinks its own waiter; op_ is declared first so it outlives them.
+    select_awaiter& operator=(select_awaiter&&) = delete;
+    ~select_awaiter() {
+        // Destroyed while parked (the coroutine is destroyed at shutdown):
+        // unlink every waiter now, while op_ still exists; the cases are
+        // destroyed after us.
+        if (armed_)
+            for (std::size_t i = 0; i < N; ++i) disarm(i);
+    }
 
     bool await_ready() const noexcept { return false; }
     template <class P>
@@ -4470,7 +4530,8 @@ private:
     }
 
     blocked_op op_;
-    std::tuple<Cases...> cases_;
+    // The cases themselves are the caller's temporaries (see select()).
+    std::tuple<case_ref<Cases>...> cases_;
     int fired_ = -1;
     bool armed_ = false;
     goroutine_node* goroutine_ = nullptr;  // the goroutine awaiting this select, for note_parked()
@@ -4538,13 +4599,13 @@ private:
 /// random; with a default_case, never waits. See the top of this file.
 template <class... Cases>
 auto select(Cases&&... cases) {
-    return detail::select_awaiter<false, std::remove_cvref_t<Cases>...>(std::forward<Cases>(cases)...);
+    return detail::select_awaiter<false, std::remove_cvref_t<Cases>...>(cases...);
 }
 
 /// Like select, but among ready cases the first in argument order wins.
 template <class... Cases>
 auto select_biased(Cases&&... cases) {
-    return detail::select_awaiter<true, std::remove_cvref_t<Cases>...>(std::forward<Cases>(cases)...);
+    return detail::select_awaiter<true, std::remove_cvref_t<Cases>...>(cases...);
 }
 
 /// select over a runtime-sized list of cases (e.g. one ch.recv() per

@@ -9,9 +9,11 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <thread>
+#include <utility>
 
 namespace csp::detail {
 
@@ -48,6 +50,30 @@ inline thread_local wyrand thread_random{seed_for_this_thread()};
 /// Uniform in [0, n) from this thread's generator.
 inline std::uint32_t random_below(std::uint32_t n) noexcept {
     return std::uint32_t((std::uint64_t(std::uint32_t(random_u64())) * n) >> 32);
+}
+
+/// Shuffles [first, first + n) uniformly (Fisher-Yates) with few draws from
+/// this thread's generator: each step takes its index from the high half of
+/// a 64x64-bit product and keeps the low half as the randomness left for the
+/// next step (Lemire's multiply-shift, reused), and draws afresh once the
+/// ranges taken from one draw multiply past 2^32. So each step's bias stays
+/// below 2^-32, far under anything a test of select's fairness can see, and
+/// a select over up to 12 cases (12! < 2^32) costs a single draw.
+template <class It>
+void shuffle_with_few_draws(It first, std::size_t n) noexcept {
+    std::uint64_t bits = random_u64();
+    std::uint64_t used = 1;  // product of the ranges taken from `bits`
+    for (std::size_t i = n; i > 1; --i) {
+        if (used > (std::uint64_t(1) << 32) / i) {
+            bits = random_u64();
+            used = 1;
+        }
+        used *= i;
+        __uint128_t m = __uint128_t(bits) * i;
+        std::size_t j = std::size_t(m >> 64);
+        bits = std::uint64_t(m);
+        std::swap(first[i - 1], first[j]);
+    }
 }
 
 }  // namespace csp::detail
