@@ -70,19 +70,20 @@ struct ring_slot {
     value_slot<T> value;
 };
 
-/// The two position words. A producer writes `tail` and a consumer writes
-/// `head` on every operation, so each gets 128 bytes of its own: x86 cores
-/// fetch cache lines in aligned pairs (the adjacent-line prefetcher), so
-/// words 64 bytes apart can still falsely share (crossbeam's CachePadded
-/// is 128 bytes for the same reason). The slots start 128 bytes after
-/// `tail`.
-struct ring_positions {
-    std::atomic<std::uint64_t> head{0};
-    char head_lines[120];
-    std::atomic<std::uint64_t> tail{0};
-    char tail_lines[120];
+/// Where the two position words sit in a ring's block, before the slots.
+/// In a big ring, a producer writes `tail` and a consumer writes `head` on
+/// every operation while streaming through the slots, so each gets 128
+/// bytes of its own: x86 cores fetch cache lines in aligned pairs (the
+/// adjacent-line prefetcher), so words 64 bytes apart can still falsely
+/// share (crossbeam's CachePadded is 128 bytes for the same reason). A
+/// small ring (a channel per call, a one-slot hand-off) is not a stream:
+/// there the padding would only make every channel 240 bytes bigger, so
+/// its words sit side by side.
+struct ring_layout {
+    static constexpr std::size_t padded_from = 16;  // capacity
+    static std::size_t tail_offset(std::size_t capacity) noexcept { return capacity >= padded_from ? 128 : 8; }
+    static std::size_t header_bytes(std::size_t capacity) noexcept { return 2 * tail_offset(capacity); }
 };
-static_assert(sizeof(ring_positions) == 256);
 
 /// What a ring operation did.
 enum class ring_result : unsigned char {
@@ -103,17 +104,36 @@ public:
     channel_ring(const channel_ring&) = delete;
     channel_ring& operator=(const channel_ring&) = delete;
 
-    bool enabled() const noexcept { return positions_ != nullptr; }
+    bool enabled() const noexcept { return head_ != nullptr; }
     std::size_t capacity() const noexcept { return capacity_; }
 
-    /// Allocates room for `capacity` (> 0) values of T.
+    /// True if a ring of `capacity` T may live in memory that its owner
+    /// provides right after itself (see channel_state::make): a small one,
+    /// whose slots need no more than the frame allocator's alignment. A big
+    /// one gets a block of its own, so that nothing the owner keeps shares
+    /// the padded lines of its positions.
     template <class T>
-    void allocate(std::size_t capacity) {
-        if (capacity > (std::size_t(-1) - slots_offset<T>()) / sizeof(ring_slot<T>) || capacity > (std::size_t(1) << 40))
+    static bool fits_inline(std::size_t capacity) noexcept {
+        return capacity > 0 && capacity < ring_layout::padded_from && cached<T>;
+    }
+    /// Bytes (and, at most, alignment of the frame allocator) that a ring of
+    /// `capacity` T needs.
+    template <class T>
+    static std::size_t bytes_for(std::size_t capacity) noexcept {
+        return slots_offset<T>(capacity) + capacity * sizeof(ring_slot<T>);
+    }
+
+    /// Allocates room for `capacity` (> 0) values of T; or, given `inline_block`
+    /// (bytes_for<T>(capacity) bytes, when fits_inline), uses that.
+    template <class T>
+    void allocate(std::size_t capacity, void* inline_block = nullptr) {
+        if (capacity > (std::size_t(1) << 40) || capacity > (std::size_t(-1) - 256) / sizeof(ring_slot<T>))
             throw std::bad_array_new_length();
-        void* block = allocate_block<T>(bytes_for<T>(capacity));
-        positions_ = ::new (block) ring_positions();
-        slots_ = static_cast<unsigned char*>(block) + slots_offset<T>();
+        owns_block_ = inline_block == nullptr;
+        auto* block = static_cast<unsigned char*>(owns_block_ ? allocate_block<T>(bytes_for<T>(capacity)) : inline_block);
+        head_ = ::new (static_cast<void*>(block)) std::atomic<std::uint64_t>(0);
+        tail_ = ::new (static_cast<void*>(block + ring_layout::tail_offset(capacity))) std::atomic<std::uint64_t>(0);
+        slots_ = block + slots_offset<T>(capacity);
         capacity_ = capacity;
         gate_ = 1;
         while (gate_ <= capacity) gate_ <<= 1;  // the index bits lie below the gate bit
@@ -128,12 +148,12 @@ public:
     /// may be running (the channel's last handle is gone).
     template <class T>
     void release() noexcept {
-        if (!positions_) return;
-        std::uint64_t head = positions_->head.load(std::memory_order_relaxed) & ~gate_;
-        const std::uint64_t tail = positions_->tail.load(std::memory_order_relaxed) & ~gate_;
+        if (!head_) return;
+        std::uint64_t head = head_->load(std::memory_order_relaxed) & ~gate_;
+        const std::uint64_t tail = tail_->load(std::memory_order_relaxed) & ~gate_;
         for (; head != tail; head = next(head)) slots<T>()[index_of(head)].value.get().~T();
-        deallocate_block<T>(positions_, bytes_for<T>(capacity_));
-        positions_ = nullptr;
+        if (owns_block_) deallocate_block<T>(head_, bytes_for<T>(capacity_));
+        head_ = tail_ = nullptr;
     }
 
     /// Appends a value moved from `src`; moves from it only when done.
@@ -142,14 +162,14 @@ public:
     /// channel's lock held): done unless the ring is full.
     template <class T>
     ring_result push(T& src, bool privileged) noexcept {
-        std::uint64_t word = positions_->tail.load(std::memory_order_relaxed);
+        std::uint64_t word = tail_->load(std::memory_order_relaxed);
         for (int round = 0;; ++round) {
             if (!privileged && (word & gate_)) return ring_result::refused;
             const std::uint64_t pos = word & ~gate_;
             ring_slot<T>& slot = slots<T>()[index_of(pos)];
             const std::uint64_t stamp = slot.stamp.load(std::memory_order_acquire);
             if (stamp == pos) {  // the slot is free for this lap: claim the position
-                if (positions_->tail.compare_exchange_weak(word, next(pos) | (word & gate_), std::memory_order_seq_cst,
+                if (tail_->compare_exchange_weak(word, next(pos) | (word & gate_), std::memory_order_seq_cst,
                                                            std::memory_order_relaxed)) {
                     ::new (static_cast<void*>(slot.value.bytes)) T(std::move(src));
                     slot.stamp.store(pos + 1, std::memory_order_release);
@@ -158,13 +178,13 @@ public:
                 continue;  // `word` now holds the current tail
             }
             if (stamp + one_lap() == pos + 1) {  // the slot still holds the last lap's value
-                const std::uint64_t head = positions_->head.load(std::memory_order_seq_cst) & ~gate_;
+                const std::uint64_t head = head_->load(std::memory_order_seq_cst) & ~gate_;
                 if (head + one_lap() == pos) return ring_result::not_ready;  // full
                 // else a receiver has claimed that value and is moving it out
             }
             // else another sender claimed `pos` after we read the tail
             if (!wait_a_little(round, privileged)) return ring_result::refused;
-            word = positions_->tail.load(std::memory_order_relaxed);
+            word = tail_->load(std::memory_order_relaxed);
         }
     }
 
@@ -174,14 +194,14 @@ public:
     /// Privileged: done unless the ring is empty.
     template <class T, class Out>
     ring_result pop(Out&& out, bool privileged) noexcept {
-        std::uint64_t word = positions_->head.load(std::memory_order_relaxed);
+        std::uint64_t word = head_->load(std::memory_order_relaxed);
         for (int round = 0;; ++round) {
             if (!privileged && (word & gate_)) return ring_result::refused;
             const std::uint64_t pos = word & ~gate_;
             ring_slot<T>& slot = slots<T>()[index_of(pos)];
             const std::uint64_t stamp = slot.stamp.load(std::memory_order_acquire);
             if (stamp == pos + 1) {  // the slot holds the value of `pos`: claim it
-                if (positions_->head.compare_exchange_weak(word, next(pos) | (word & gate_), std::memory_order_seq_cst,
+                if (head_->compare_exchange_weak(word, next(pos) | (word & gate_), std::memory_order_seq_cst,
                                                            std::memory_order_relaxed)) {
                     T& value = slot.value.get();
                     out.emplace(std::move(value));
@@ -192,7 +212,7 @@ public:
                 continue;
             }
             if (stamp == pos) {  // nothing written at `pos` yet
-                const std::uint64_t tail = positions_->tail.load(std::memory_order_seq_cst);
+                const std::uint64_t tail = tail_->load(std::memory_order_seq_cst);
                 // Empty. With the tail gate up, the channel is closed or
                 // has waiters: only the locked path can tell what that means.
                 if ((tail & ~gate_) == pos) return tail & gate_ ? ring_result::refused : ring_result::not_ready;
@@ -200,7 +220,7 @@ public:
             }
             // else another receiver claimed `pos` after we read the head
             if (!wait_a_little(round, privileged)) return ring_result::refused;
-            word = positions_->head.load(std::memory_order_relaxed);
+            word = head_->load(std::memory_order_relaxed);
         }
     }
 
@@ -213,26 +233,26 @@ public:
     /// tail first, then the head, which was at most that far behind then.
     /// (The head is masked, so an equal tail also has its gate bit clear.)
     bool looks_empty() const noexcept {
-        const std::uint64_t head = positions_->head.load(std::memory_order_seq_cst) & ~gate_;
-        return positions_->tail.load(std::memory_order_seq_cst) == head;
+        const std::uint64_t head = head_->load(std::memory_order_seq_cst) & ~gate_;
+        return tail_->load(std::memory_order_seq_cst) == head;
     }
     bool looks_full() const noexcept {
-        const std::uint64_t tail = positions_->tail.load(std::memory_order_seq_cst);
-        return tail == (positions_->head.load(std::memory_order_seq_cst) & ~gate_) + one_lap();
+        const std::uint64_t tail = tail_->load(std::memory_order_seq_cst);
+        return tail == (head_->load(std::memory_order_seq_cst) & ~gate_) + one_lap();
     }
 
     /// Raising a gate sends the lock-free operations on that end to the
     /// locked path. Called with the channel's lock held (see the top).
-    void set_tail_gate(bool raised) noexcept { set_gate(positions_->tail, raised); }
-    void set_head_gate(bool raised) noexcept { set_gate(positions_->head, raised); }
+    void set_tail_gate(bool raised) noexcept { set_gate(*tail_, raised); }
+    void set_head_gate(bool raised) noexcept { set_gate(*head_, raised); }
 
     /// Number of values buffered or being written (a snapshot).
     std::size_t size() const noexcept {
-        if (!positions_) return 0;
+        if (!head_) return 0;
         for (;;) {
-            const std::uint64_t tail = positions_->tail.load(std::memory_order_seq_cst) & ~gate_;
-            const std::uint64_t head = positions_->head.load(std::memory_order_seq_cst) & ~gate_;
-            if ((positions_->tail.load(std::memory_order_seq_cst) & ~gate_) != tail) continue;
+            const std::uint64_t tail = tail_->load(std::memory_order_seq_cst) & ~gate_;
+            const std::uint64_t head = head_->load(std::memory_order_seq_cst) & ~gate_;
+            if ((tail_->load(std::memory_order_seq_cst) & ~gate_) != tail) continue;
             const std::uint64_t h = index_of(head), t = index_of(tail);
             if (h < t) return std::size_t(t - h);
             if (h > t) return std::size_t(capacity_ - h + t);
@@ -264,13 +284,9 @@ private:
     }
 
     template <class T>
-    static constexpr std::size_t slots_offset() noexcept {
+    static std::size_t slots_offset(std::size_t capacity) noexcept {
         constexpr std::size_t a = alignof(ring_slot<T>);
-        return (sizeof(ring_positions) + a - 1) / a * a;
-    }
-    template <class T>
-    static std::size_t bytes_for(std::size_t capacity) noexcept {
-        return slots_offset<T>() + capacity * sizeof(ring_slot<T>);
+        return (ring_layout::header_bytes(capacity) + a - 1) / a * a;
     }
     // Small rings come from the frame caches, like channel states (a program
     // that makes a channel per call reuses them without malloc's
@@ -292,10 +308,12 @@ private:
         return std::launder(reinterpret_cast<ring_slot<T>*>(slots_));
     }
 
-    ring_positions* positions_ = nullptr;
+    std::atomic<std::uint64_t>* head_ = nullptr;  // both in the block allocated
+    std::atomic<std::uint64_t>* tail_ = nullptr;  // with the slots (ring_layout)
     unsigned char* slots_ = nullptr;
     std::uint64_t gate_ = 0;  // a power of two above every index; one lap is twice it
     std::size_t capacity_ = 0;
+    bool owns_block_ = false;
 };
 
 }  // namespace csp::detail

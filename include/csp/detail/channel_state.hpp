@@ -126,26 +126,32 @@ receive_into<T> receive_target(waiter& w) noexcept;
 template <class T>
 class channel_state : public channel_base {
 public:
-    explicit channel_state(std::size_t capacity) {
-        if (capacity) ring.allocate<T>(capacity);
+    /// `inline_ring`: where a small ring goes (see make), or null.
+    channel_state(std::size_t capacity, void* inline_ring) {
+        if (capacity) ring.allocate<T>(capacity, inline_ring);
     }
     ~channel_state() { ring.release<T>(); }
 
     /// A new channel state from the per-thread caches, like frames, with a
-    /// handle count of 1.
+    /// handle count of 1. A small buffer shares the state's block: a program
+    /// that makes a channel per call (W8) pays for one allocation, not two.
     static channel_state* make(std::size_t capacity) {
-        void* p = allocate_frame(sizeof(channel_state));
+        static_assert(sizeof(channel_state) <= state_bytes, "the ring would overlap the state");
+        const std::size_t bytes = block_bytes(capacity);
+        void* p = allocate_frame(bytes);
+        void* ring_memory = bytes > state_bytes ? static_cast<unsigned char*>(p) + state_bytes : nullptr;
         try {
-            return ::new (p) channel_state(capacity);
+            return ::new (p) channel_state(capacity, ring_memory);
         } catch (...) {
-            deallocate_frame(p, sizeof(channel_state));
+            deallocate_frame(p, bytes);
             throw;
         }
     }
     /// Destroys a state made by make().
     static void destroy(channel_state* s) noexcept {
+        const std::size_t bytes = block_bytes(s->capacity());
         s->~channel_state();
-        deallocate_frame(s, sizeof(channel_state));
+        deallocate_frame(s, bytes);
     }
 
     std::size_t capacity() const noexcept { return ring.capacity(); }
@@ -229,6 +235,16 @@ public:
         while (waiter* s = sendq.claim_front()) complete(*s, wait_status::closed);
         sync_gates_locked();  // the tail gate stays up: a send after close must throw
         return true;
+    }
+
+private:
+    // The state rounded up to the frame allocator's alignment, then the ring.
+    static constexpr std::size_t state_bytes =
+        (sizeof(channel_base) + __STDCPP_DEFAULT_NEW_ALIGNMENT__ - 1) / __STDCPP_DEFAULT_NEW_ALIGNMENT__ *
+        __STDCPP_DEFAULT_NEW_ALIGNMENT__;
+    static std::size_t block_bytes(std::size_t capacity) noexcept {
+        return channel_ring::fits_inline<T>(capacity) ? state_bytes + channel_ring::bytes_for<T>(capacity)
+                                                        : sizeof(channel_state);
     }
 };
 
