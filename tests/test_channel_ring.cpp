@@ -334,3 +334,55 @@ TEST_CASE("a sender parked on a full buffered channel is not overtaken by a late
     REQUIRE(ch.try_send(4) == csp::chan_status::ok);
     REQUIRE(ch.try_recv().value == 4);
 }
+
+// Go's TestNonblockRecvRace, TestNonblockSelectRace and TestNonblockSelectRace2
+// (runtime/chan_test.go): a select with a default case must not choose the
+// default while one of its channels is ready throughout, even though the
+// other side changes the channels through their lock-free paths meanwhile.
+namespace {
+
+constexpr int nonblock_rounds = 1000;
+
+// The goroutine's side: reports on `done` whether a channel case fired.
+csp::task<> select_with_default(csp::channel<int> c1, csp::channel<int> c2, csp::channel<bool> done) {
+    auto r = co_await csp::select(c1.recv(), c2.recv(), csp::default_case);
+    co_await done.send(r.index() != 2);
+}
+
+csp::task<> recv_with_default(csp::channel<int> c, csp::channel<bool> done) {
+    auto r = co_await csp::select(c.recv(), csp::default_case);
+    co_await done.send(r.index() == 0);
+}
+
+}  // namespace
+
+TEST_CASE("a select with default never chooses the default while its buffered channel holds a value or is closed "
+          "(Go's TestNonblockRecvRace)") {
+    csp::work_stealing_pool pool(2);
+    auto done = csp::make_channel<bool>(1);
+    for (int i = 0; i < nonblock_rounds; ++i) {
+        auto c = csp::make_channel<int>(1);
+        REQUIRE(c.try_send(1) == csp::chan_status::ok);
+        csp::spawn(pool, recv_with_default(c, done));
+        c.close();
+        (void)c.try_recv();  // <-c: the value, or (if the select took it) closed
+        REQUIRE(csp::sync_wait(done.recv()) == std::optional<bool>(true));
+    }
+}
+
+TEST_CASE("a select with default over two channels never chooses the default while one of them is ready throughout "
+          "(Go's TestNonblockSelectRace and TestNonblockSelectRace2)") {
+    csp::work_stealing_pool pool(2);
+    auto done = csp::make_channel<bool>(1);
+    for (int i = 0; i < nonblock_rounds; ++i) {
+        bool closing = i % 2 == 1;  // Race2: c2 unbuffered and closed instead of filled
+        auto c1 = csp::make_channel<int>(1);
+        auto c2 = csp::make_channel<int>(closing ? 0 : 1);
+        REQUIRE(c1.try_send(1) == csp::chan_status::ok);
+        csp::spawn(pool, select_with_default(c1, c2, done));
+        if (closing) c2.close();
+        else REQUIRE(c2.try_send(1) == csp::chan_status::ok);
+        (void)c1.try_recv();  // select { case <-c1: default: }
+        REQUIRE(csp::sync_wait(done.recv()) == std::optional<bool>(true));
+    }
+}
