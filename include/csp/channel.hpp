@@ -131,10 +131,15 @@ protected:
     /// failed: `try_locked` is the case's case_try_locked. True if the
     /// operation completed; false with the lock still held and the gates
     /// raised (G2) when it must park.
+    /// `fast` is what the lock-free path said. If it found the operation
+    /// not ready a moment ago, a locked try before raising the gates would
+    /// almost surely fail too, so only the one after them is made (it alone
+    /// decides anyway: it sees everything the first would have).
     template <class Try>
-    bool complete_or_prepare_to_park(Try try_locked) {
+    bool complete_or_prepare_to_park(detail::ring_result fast, Try try_locked) {
         ch_->mu.lock();
-        if (try_locked() || (ch_->raise_gates_locked(is_send_) && try_locked())) {
+        bool skip_first = fast == detail::ring_result::not_ready;
+        if ((!skip_first && try_locked()) || (ch_->raise_gates_locked(is_send_) && try_locked())) {
             ch_->mu.unlock();
             return true;
         }
@@ -240,11 +245,9 @@ public:
 
     bool await_ready() {
         if (!ch_) return false;  // nil: blocks forever
-        if (case_try_fast() == detail::ring_result::done) {
-            // sent
-        } else if (!complete_or_prepare_to_park([this] { return case_try_locked(); })) {
+        detail::ring_result fast = case_try_fast();
+        if (fast != detail::ring_result::done && !complete_or_prepare_to_park(fast, [this] { return case_try_locked(); }))
             return false;  // still locked: await_suspend parks
-        }
         return continue_or_yield();
     }
     template <class P>
@@ -310,8 +313,8 @@ public:
 
     bool await_ready() {
         if (!ch_) return false;  // nil: blocks forever
-        if (case_try_fast() != detail::ring_result::done &&
-            !complete_or_prepare_to_park([this] { return case_try_locked(); }))
+        detail::ring_result fast = case_try_fast();
+        if (fast != detail::ring_result::done && !complete_or_prepare_to_park(fast, [this] { return case_try_locked(); }))
             return false;  // still locked: await_suspend parks
         return continue_or_yield();
     }
