@@ -415,52 +415,28 @@ public:
     std::size_t size() const noexcept { return N; }
     void note_parked() noexcept { note_.park(goroutine_, select_kind, nullptr, N); }
     spin_mutex* mutex(std::size_t i) noexcept {
-        return dispatch(i, [&](auto c) -> spin_mutex* {
-            if constexpr (is_default_case<std::tuple_element_t<c, std::tuple<Cases...>>>) return nullptr;
-            else return std::get<c>(cases_).case_mutex();
-        });
+        return on_case(i, static_cast<spin_mutex*>(nullptr), [](auto& c, int) { return c.case_mutex(); });
     }
     bool try_locked(std::size_t i) noexcept {
-        return dispatch(i, [&](auto c) {
-            if constexpr (is_default_case<std::tuple_element_t<c, std::tuple<Cases...>>>) return false;
-            else return std::get<c>(cases_).case_try_locked();
-        });
+        return on_case(i, false, [](auto& c, int) { return c.case_try_locked(); });
     }
     void arm_locked(std::size_t i, blocked_op& op) noexcept {
-        dispatch(i, [&](auto c) {
-            if constexpr (!is_default_case<std::tuple_element_t<c, std::tuple<Cases...>>>)
-                std::get<c>(cases_).case_arm_locked(op, int(c));
-        });
+        on_case(i, [&](auto& c, int index) { c.case_arm_locked(op, index); });
     }
     ring_result try_fast(std::size_t i) noexcept {
-        return dispatch(i, [&](auto c) {
-            if constexpr (is_default_case<std::tuple_element_t<c, std::tuple<Cases...>>>) return ring_result::refused;
-            else return case_fast(std::get<c>(cases_));
-        });
+        return on_case(i, ring_result::refused, [](auto& c, int) { return case_fast(c); });
     }
     bool gate_locked(std::size_t i) noexcept {
-        return dispatch(i, [&](auto c) {
-            if constexpr (is_default_case<std::tuple_element_t<c, std::tuple<Cases...>>>) return false;
-            else return case_gate(std::get<c>(cases_));
-        });
+        return on_case(i, false, [](auto& c, int) { return case_gate(c); });
     }
     void settle_locked(std::size_t i) noexcept {
-        dispatch(i, [&](auto c) {
-            if constexpr (!is_default_case<std::tuple_element_t<c, std::tuple<Cases...>>>)
-                case_settle(std::get<c>(cases_));
-        });
+        on_case(i, [](auto& c, int) { case_settle(c); });
     }
     void disarm(std::size_t i) noexcept {
-        dispatch(i, [&](auto c) {
-            if constexpr (!is_default_case<std::tuple_element_t<c, std::tuple<Cases...>>>)
-                std::get<c>(cases_).case_disarm();
-        });
+        on_case(i, [](auto& c, int) { c.case_disarm(); });
     }
     void woken(std::size_t i) noexcept {
-        dispatch(i, [&](auto c) {
-            if constexpr (!is_default_case<std::tuple_element_t<c, std::tuple<Cases...>>>)
-                std::get<c>(cases_).case_woken();
-        });
+        on_case(i, [](auto& c, int) { c.case_woken(); });
     }
 
 private:
@@ -469,6 +445,22 @@ private:
         std::size_t i = 0;
         while (i < N && !is_default[i]) ++i;
         return i;
+    }
+
+    /// f(case i, i) for a channel (or timer) case; `otherwise` for the
+    /// default case, which has none of the case interface.
+    template <class R, class F>
+    R on_case(std::size_t i, R otherwise, F&& f) {
+        return dispatch(i, [&](auto c) -> R {
+            if constexpr (is_default_case<std::tuple_element_t<c, std::tuple<Cases...>>>) return otherwise;
+            else return f(std::get<c>(cases_), int(c));
+        });
+    }
+    template <class F>
+    void on_case(std::size_t i, F&& f) {
+        dispatch(i, [&](auto c) {
+            if constexpr (!is_default_case<std::tuple_element_t<c, std::tuple<Cases...>>>) f(std::get<c>(cases_), int(c));
+        });
     }
 
     /// Calls f(integral_constant<I>) for the runtime index i (< N).
