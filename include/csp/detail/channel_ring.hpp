@@ -226,23 +226,6 @@ public:
         }
     }
 
-    /// Inline pre-checks for the lock-free path, which tell a receive (send)
-    /// that cannot complete without calling pop (push): true if at one
-    /// moment the ring was empty (full) with the tail gate down. The loads
-    /// are ordered so that the moment exists: for empty, the head first,
-    /// then the tail, which at its load equals the head's position (the head
-    /// can only have moved towards it, and never passes it); for full, the
-    /// tail first, then the head, which was at most that far behind then.
-    /// (The head is masked, so an equal tail also has its gate bit clear.)
-    bool looks_empty() const noexcept {
-        const std::uint64_t head = head_->load(std::memory_order_seq_cst) & ~gate_;
-        return tail_->load(std::memory_order_seq_cst) == head;
-    }
-    bool looks_full() const noexcept {
-        const std::uint64_t tail = tail_->load(std::memory_order_seq_cst);
-        return tail == (head_->load(std::memory_order_seq_cst) & ~gate_) + one_lap();
-    }
-
     /// Raising a gate sends the lock-free operations on that end to the
     /// locked path. Called with the channel's lock held (see the top).
     void set_tail_gate(bool raised) noexcept { set_gate(*tail_, raised); }

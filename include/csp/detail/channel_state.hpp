@@ -165,14 +165,12 @@ public:
     /// (a select's first pass may skip a not_ready case instead).
     ring_result try_send_fast(T& src) noexcept {
         if (!ring.enabled()) return ring_result::refused;
-        if (ring.looks_full()) return ring_result::not_ready;
         return ring.push<T>(src, false);
     }
     /// Receives into `out` without the lock, like try_send_fast.
     template <class Out>
     ring_result try_recv_fast(Out&& out) noexcept {
         if (!ring.enabled()) return ring_result::refused;
-        if (ring.looks_empty()) return ring_result::not_ready;
         return ring.pop<T>(out, false);
     }
 
