@@ -165,9 +165,10 @@ inline thread_local int budget_left = budget_per_resumption;
 // csp/detail/spin_mutex.hpp - a small mutex for short critical sections.
 //
 // Channel critical sections are a few dozen instructions, so a waiter first
-// spins briefly (the holder is usually about to release), then sleeps on the
-// lock word with a futex (std::atomic::wait), so a preempted holder never
-// makes others burn a core.
+// spins (the holder is usually about to release), polling the word with
+// exponentially growing pauses in between, for at most about 13 microseconds;
+// then it sleeps on the lock word with a futex (std::atomic::wait), so a
+// preempted holder never makes others burn a core for long.
 //
 // The lock word: 0 = free, 1 = held, 2 = held and someone may be asleep.
 // This is the classic three-state futex mutex: unlock only pays for a wake-up
@@ -183,6 +184,18 @@ inline void cpu_relax() noexcept {
 #elif defined(__aarch64__)
     asm volatile("yield" ::: "memory");
 #endif
+}
+
+/// Waits 2^round pauses, or 2^max_round once round reaches it: the wait
+/// between two attempts on a contended line. Polling after every pause keeps
+/// pulling the line away from the core that holds it, in the middle of its
+/// work; doubling the wait lets that core finish with the line in its cache
+/// (the exponential backoff of crossbeam's Backoff and of test-and-test-
+/// and-set locks). A pause is about 25 ns on the machine of
+/// docs/performance.md.
+inline void backoff_pause(int round, int max_round) noexcept {
+    const int pauses = 1 << (round < max_round ? round : max_round);
+    for (int i = 0; i < pauses; ++i) cpu_relax();
 }
 
 class spin_mutex {
@@ -207,8 +220,8 @@ public:
 
 private:
     void lock_contended() noexcept {
-        for (int i = 0; i < spin_limit; ++i) {
-            cpu_relax();
+        for (int round = 0; round < spin_rounds; ++round) {
+            backoff_pause(round, max_backoff_round);
             if (word_.load(std::memory_order_relaxed) == 0) {
                 int expected = 0;
                 if (word_.compare_exchange_weak(expected, 1, std::memory_order_acquire, std::memory_order_relaxed))
@@ -220,7 +233,14 @@ private:
         while (word_.exchange(2, std::memory_order_acquire) != 0) word_.wait(2, std::memory_order_relaxed);
     }
 
-    static constexpr int spin_limit = 64;
+    // Ten rounds of backoff, 1 + 2 + ... + 64 + 3 * 128 = 511 pauses (about
+    // 13 microseconds) before sleeping. Measured on W3 with unbuffered
+    // channels (4 + 4 goroutines on two workers, the lock contended on
+    // almost every operation), medians of five alternating runs: a pause
+    // before every poll, 64 polls: 242 ns a message; the same with 512
+    // polls: 140 ns; this backoff: 50 ns (docs/performance.md).
+    static constexpr int spin_rounds = 10;
+    static constexpr int max_backoff_round = 7;
     std::atomic<int> word_{0};
 };
 
@@ -664,11 +684,7 @@ private:
     /// the line in its cache (crossbeam's Backoff does the same). The cap is
     /// 2^8 pauses (about 6 microseconds here): in W3, caps of 6, 8, 10 and
     /// 13 measured 60, 57, 55 and 56 ns a message (docs/performance.md).
-    static void contention_backoff(int round) noexcept {
-        constexpr int max_round = 8;
-        const int spins = 1 << (round < max_round ? round : max_round);
-        for (int i = 0; i < spins; ++i) cpu_relax();
-    }
+    static void contention_backoff(int round) noexcept { backoff_pause(round, 8); }
 
     static bool wait_a_little(int round, bool privileged) noexcept {
         if (!privileged && round >= 4) return false;

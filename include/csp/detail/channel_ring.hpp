@@ -271,11 +271,7 @@ private:
     /// the line in its cache (crossbeam's Backoff does the same). The cap is
     /// 2^8 pauses (about 6 microseconds here): in W3, caps of 6, 8, 10 and
     /// 13 measured 60, 57, 55 and 56 ns a message (docs/performance.md).
-    static void contention_backoff(int round) noexcept {
-        constexpr int max_round = 8;
-        const int spins = 1 << (round < max_round ? round : max_round);
-        for (int i = 0; i < spins; ++i) cpu_relax();
-    }
+    static void contention_backoff(int round) noexcept { backoff_pause(round, 8); }
 
     static bool wait_a_little(int round, bool privileged) noexcept {
         if (!privileged && round >= 4) return false;
