@@ -574,7 +574,7 @@ public:
     /// if the tail gate is up or the tail stays busy. Privileged (the
     /// channel's lock held): done unless the ring is full.
     template <class T>
-    ring_result push(T& src, bool privileged) noexcept {
+    [[gnu::always_inline]] ring_result push(T& src, bool privileged) noexcept {
         std::uint64_t word = tail_->load(std::memory_order_relaxed);
         for (int round = 0;; ++round) {
             if (!privileged && (word & gate_)) return ring_result::refused;
@@ -607,7 +607,7 @@ public:
     /// tail gate down, refused if a gate is up or the head stays busy.
     /// Privileged: done unless the ring is empty.
     template <class T, class Out>
-    ring_result pop(Out&& out, bool privileged) noexcept {
+    [[gnu::always_inline]] ring_result pop(Out&& out, bool privileged) noexcept {
         std::uint64_t word = head_->load(std::memory_order_relaxed);
         for (int round = 0;; ++round) {
             if (!privileged && (word & gate_)) return ring_result::refused;
@@ -1912,13 +1912,13 @@ public:
     /// Sends *src into the buffer without the lock; moves from it only when
     /// done. Otherwise the caller takes the lock and uses try_send_locked
     /// (a select's first pass may skip a not_ready case instead).
-    ring_result try_send_fast(T& src) noexcept {
+    [[gnu::always_inline]] ring_result try_send_fast(T& src) noexcept {
         if (!ring.enabled()) return ring_result::refused;
         return ring.push<T>(src, false);
     }
     /// Receives into `out` without the lock, like try_send_fast.
     template <class Out>
-    ring_result try_recv_fast(Out&& out) noexcept {
+    [[gnu::always_inline]] ring_result try_recv_fast(Out&& out) noexcept {
         if (!ring.enabled()) return ring_result::refused;
         return ring.pop<T>(out, false);
     }

@@ -161,7 +161,7 @@ public:
     /// if the tail gate is up or the tail stays busy. Privileged (the
     /// channel's lock held): done unless the ring is full.
     template <class T>
-    ring_result push(T& src, bool privileged) noexcept {
+    [[gnu::always_inline]] ring_result push(T& src, bool privileged) noexcept {
         std::uint64_t word = tail_->load(std::memory_order_relaxed);
         for (int round = 0;; ++round) {
             if (!privileged && (word & gate_)) return ring_result::refused;
@@ -194,7 +194,7 @@ public:
     /// tail gate down, refused if a gate is up or the head stays busy.
     /// Privileged: done unless the ring is empty.
     template <class T, class Out>
-    ring_result pop(Out&& out, bool privileged) noexcept {
+    [[gnu::always_inline]] ring_result pop(Out&& out, bool privileged) noexcept {
         std::uint64_t word = head_->load(std::memory_order_relaxed);
         for (int round = 0;; ++round) {
             if (!privileged && (word & gate_)) return ring_result::refused;

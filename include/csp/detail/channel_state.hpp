@@ -163,13 +163,13 @@ public:
     /// Sends *src into the buffer without the lock; moves from it only when
     /// done. Otherwise the caller takes the lock and uses try_send_locked
     /// (a select's first pass may skip a not_ready case instead).
-    ring_result try_send_fast(T& src) noexcept {
+    [[gnu::always_inline]] ring_result try_send_fast(T& src) noexcept {
         if (!ring.enabled()) return ring_result::refused;
         return ring.push<T>(src, false);
     }
     /// Receives into `out` without the lock, like try_send_fast.
     template <class Out>
-    ring_result try_recv_fast(Out&& out) noexcept {
+    [[gnu::always_inline]] ring_result try_recv_fast(Out&& out) noexcept {
         if (!ring.enabled()) return ring_result::refused;
         return ring.pop<T>(out, false);
     }
