@@ -36,6 +36,38 @@ TEST_CASE("the owner pops the newest entry; pop_oldest and thieves take the olde
     REQUIRE(!q.steal_into(thief));
 }
 
+TEST_CASE("push_oldest queues behind every entry: the owner reaches it last, a thief first") {
+    local_queue q;
+    for (std::uintptr_t i = 1; i <= 3; ++i) REQUIRE(q.push(token(i)));
+    REQUIRE(q.push_oldest(token(7)));  // a yield: behind 1, 2, 3
+    REQUIRE(q.size() == 4);
+    REQUIRE(id_of(q.pop_newest()) == 3);
+    REQUIRE(id_of(q.pop_newest()) == 2);
+    REQUIRE(id_of(q.pop_newest()) == 1);
+    REQUIRE(id_of(q.pop_newest()) == 7);
+    REQUIRE(q.empty());
+
+    for (std::uintptr_t i = 1; i <= 3; ++i) REQUIRE(q.push(token(i)));
+    REQUIRE(q.push_oldest(token(8)));
+    REQUIRE(q.push_oldest(token(9)));  // two yields: 9 behind 8
+    local_queue thief;
+    // Half of 5, rounded up: the three oldest, 9, 8 and 1.
+    REQUIRE(id_of(q.steal_into(thief)) == 9);
+    REQUIRE(id_of(thief.pop_newest()) == 1);
+    REQUIRE(id_of(thief.pop_newest()) == 8);
+    REQUIRE(id_of(q.pop_oldest()) == 2);
+    REQUIRE(id_of(q.pop_oldest()) == 3);
+    REQUIRE(q.empty());
+
+    // Into an empty queue, and until full; a full queue refuses it.
+    REQUIRE(q.push_oldest(token(1)));
+    REQUIRE(id_of(q.pop_newest()) == 1);
+    for (std::uintptr_t i = 1; i <= local_queue::capacity; ++i) REQUIRE(q.push_oldest(token(i)));
+    REQUIRE(!q.push_oldest(token(9999)));
+    REQUIRE(!q.push(token(9999)));
+    for (std::uintptr_t i = 1; i <= local_queue::capacity; ++i) REQUIRE(id_of(q.pop_newest()) == i);
+}
+
 TEST_CASE("a full queue refuses a push, and pop_half moves the oldest half out") {
     local_queue q;
     for (std::uintptr_t i = 1; i <= local_queue::capacity; ++i) REQUIRE(q.push(token(i)));
@@ -78,9 +110,13 @@ TEST_CASE("stress: an owner pushing and popping at both ends races thieves; ever
             });
         std::mt19937 rng(seed);
         for (std::uintptr_t i = 1; i <= total;) {
-            switch (rng() % 4) {
+            switch (rng() % 5) {
                 case 0: take(owner_q.pop_newest()); break;
                 case 1: take(owner_q.pop_oldest()); break;
+                case 2:  // a yield: at the end the thieves take from
+                    if (owner_q.push_oldest(token(i))) ++i;
+                    else owner_q.pop_half(take);
+                    break;
                 default:
                     if (owner_q.push(token(i))) ++i;
                     else owner_q.pop_half(take);

@@ -18,7 +18,8 @@
 //   work first (I/O, the global queue, and the oldest local entry if the
 //   local queue has not been empty for `oldest_wait_limit_ns`), so neither a
 //   ping-pong pair in the run-next slot nor newer work starves older work.
-//   yield() re-queues on the global queue (Go's Gosched).
+//   yield() re-queues behind all of the worker's queued work, at the oldest
+//   end of its local queue (where thieves take first).
 // * Stealing. A worker with nothing to do steals half of another worker's
 //   queue. At most half of the workers search at once (`searching_`), and a
 //   post only wakes a sleeping worker if nobody is searching already, so a
@@ -144,17 +145,26 @@ public:
     }
 
     /// Queues `h` behind the work already queued (for csp::yield and the
-    /// cooperative budget): on the global queue, like Go's Gosched, since
-    /// the local queue runs newest first.
+    /// cooperative budget). From a worker of this pool: at the oldest end of
+    /// its local queue, so it runs after everything queued there (the local
+    /// queue otherwise runs newest first) and is the first entry a thief
+    /// takes; the global queue if the local one is full. From elsewhere: the
+    /// global queue.
     ///
-    /// From a worker of this pool it wakes nobody, like Go's Gosched: the
-    /// yielding worker itself goes on and takes `h` from the global queue
-    /// when its turn comes, so no work can be stranded, and a cooperative
-    /// budget spent every few hundred operations does not cost a futex wake
-    /// of an idle worker (and its going back to sleep) each time.
+    /// From a worker it wakes nobody, like Go's Gosched: the yielding
+    /// worker itself goes on and runs `h` when its turn comes, so no work can
+    /// be stranded, and a cooperative budget spent every 128 operations does
+    /// not cost a futex wake of an idle worker (and its going back to sleep)
+    /// each time. Staying local, rather than going through the global queue
+    /// as Go's Gosched does, keeps a goroutine on its worker and takes no
+    /// lock: with goroutines that never block (an always-ready channel),
+    /// every budget yield used to pass them through the global queue, whose
+    /// lock both workers took, and dealt them out to the two workers at
+    /// random (docs/runtime.md).
     void post_yield(std::coroutine_handle<> h) {
         worker* w = current_worker();
         bool from_outside = !(w && w->pool == this);
+        if (!from_outside && w->queue.push_oldest(h)) return;
         push_global(h, from_outside);
         if (from_outside) notify_work();
     }

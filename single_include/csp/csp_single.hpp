@@ -5794,7 +5794,8 @@ private:
 //   work first (I/O, the global queue, and the oldest local entry if the
 //   local queue has not been empty for `oldest_wait_limit_ns`), so neither a
 //   ping-pong pair in the run-next slot nor newer work starves older work.
-//   yield() re-queues on the global queue (Go's Gosched).
+//   yield() re-queues behind all of the worker's queued work, at the oldest
+//   end of its local queue (where thieves take first).
 // * Stealing. A worker with nothing to do steals half of another worker's
 //   queue. At most half of the workers search at once (`searching_`), and a
 //   post only wakes a sleeping worker if nobody is searching already, so a
@@ -5848,7 +5849,8 @@ private:
 // csp/detail/local_queue.hpp - a worker's bounded run queue: one owner, many thieves.
 //
 // The owner pushes at the tail and normally pops there too (newest first),
-// and now and then pops the oldest entry at the head; thieves take a batch of
+// and now and then pops the oldest entry at the head (or, for a yield, pushes
+// a new oldest one there); thieves take a batch of
 // half the queue from the head (oldest first). This is the work-first order
 // of Cilk and oneTBB: a goroutine that spawns children and then waits for
 // them has its children run depth-first on its own worker, so a fork/join
@@ -5906,6 +5908,30 @@ public:
             if (e.size() >= capacity) return false;
         }
         return true;
+    }
+
+    /// Owner only: queues `h` behind every entry, as the new oldest one (a
+    /// yield: it runs after all the work queued now, and it is the first
+    /// entry a thief takes). False if full. The slot written, at head - 1,
+    /// is outside [head, tail) like push's, and there is room, so it is not
+    /// the tail's slot either; a thief whose snapshot is older than this
+    /// CAS fails its own CAS, as against push.
+    bool push_oldest(std::coroutine_handle<> h) noexcept {
+        std::uint64_t w = word_.load(std::memory_order_acquire);
+        for (;;) {
+            extent e = unpack(w);
+            if (e.size() >= capacity) return false;
+            const std::uint16_t head = std::uint16_t(e.head - 1);
+            // The head can move (thieves), so the slot is chosen anew on
+            // every attempt; a slot written by a failed attempt lies outside
+            // [head, tail) and is never read.
+            slots_[head % capacity].store(h.address(), std::memory_order_relaxed);
+            // seq_cst, like push (the wake-up protocol and the release that
+            // publishes the slot to thieves).
+            if (word_.compare_exchange_weak(w, pack(e.version + 1, head, e.tail), std::memory_order_seq_cst,
+                                            std::memory_order_acquire))
+                return true;
+        }
     }
 
     /// Owner only: the newest entry (the one pushed last), or null.
@@ -6075,17 +6101,26 @@ public:
     }
 
     /// Queues `h` behind the work already queued (for csp::yield and the
-    /// cooperative budget): on the global queue, like Go's Gosched, since
-    /// the local queue runs newest first.
+    /// cooperative budget). From a worker of this pool: at the oldest end of
+    /// its local queue, so it runs after everything queued there (the local
+    /// queue otherwise runs newest first) and is the first entry a thief
+    /// takes; the global queue if the local one is full. From elsewhere: the
+    /// global queue.
     ///
-    /// From a worker of this pool it wakes nobody, like Go's Gosched: the
-    /// yielding worker itself goes on and takes `h` from the global queue
-    /// when its turn comes, so no work can be stranded, and a cooperative
-    /// budget spent every few hundred operations does not cost a futex wake
-    /// of an idle worker (and its going back to sleep) each time.
+    /// From a worker it wakes nobody, like Go's Gosched: the yielding
+    /// worker itself goes on and runs `h` when its turn comes, so no work can
+    /// be stranded, and a cooperative budget spent every 128 operations does
+    /// not cost a futex wake of an idle worker (and its going back to sleep)
+    /// each time. Staying local, rather than going through the global queue
+    /// as Go's Gosched does, keeps a goroutine on its worker and takes no
+    /// lock: with goroutines that never block (an always-ready channel),
+    /// every budget yield used to pass them through the global queue, whose
+    /// lock both workers took, and dealt them out to the two workers at
+    /// random (docs/runtime.md).
     void post_yield(std::coroutine_handle<> h) {
         worker* w = current_worker();
         bool from_outside = !(w && w->pool == this);
+        if (!from_outside && w->queue.push_oldest(h)) return;
         push_global(h, from_outside);
         if (from_outside) notify_work();
     }

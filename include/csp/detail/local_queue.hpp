@@ -1,7 +1,8 @@
 // csp/detail/local_queue.hpp - a worker's bounded run queue: one owner, many thieves.
 //
 // The owner pushes at the tail and normally pops there too (newest first),
-// and now and then pops the oldest entry at the head; thieves take a batch of
+// and now and then pops the oldest entry at the head (or, for a yield, pushes
+// a new oldest one there); thieves take a batch of
 // half the queue from the head (oldest first). This is the work-first order
 // of Cilk and oneTBB: a goroutine that spawns children and then waits for
 // them has its children run depth-first on its own worker, so a fork/join
@@ -60,6 +61,30 @@ public:
             if (e.size() >= capacity) return false;
         }
         return true;
+    }
+
+    /// Owner only: queues `h` behind every entry, as the new oldest one (a
+    /// yield: it runs after all the work queued now, and it is the first
+    /// entry a thief takes). False if full. The slot written, at head - 1,
+    /// is outside [head, tail) like push's, and there is room, so it is not
+    /// the tail's slot either; a thief whose snapshot is older than this
+    /// CAS fails its own CAS, as against push.
+    bool push_oldest(std::coroutine_handle<> h) noexcept {
+        std::uint64_t w = word_.load(std::memory_order_acquire);
+        for (;;) {
+            extent e = unpack(w);
+            if (e.size() >= capacity) return false;
+            const std::uint16_t head = std::uint16_t(e.head - 1);
+            // The head can move (thieves), so the slot is chosen anew on
+            // every attempt; a slot written by a failed attempt lies outside
+            // [head, tail) and is never read.
+            slots_[head % capacity].store(h.address(), std::memory_order_relaxed);
+            // seq_cst, like push (the wake-up protocol and the release that
+            // publishes the slot to thieves).
+            if (word_.compare_exchange_weak(w, pack(e.version + 1, head, e.tail), std::memory_order_seq_cst,
+                                            std::memory_order_acquire))
+                return true;
+        }
     }
 
     /// Owner only: the newest entry (the one pushed last), or null.
