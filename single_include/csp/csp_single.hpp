@@ -2513,7 +2513,7 @@ public:
     using case_result_type = std::monostate;
     /// Tries the lock-free path of a buffered channel (see
     /// detail::ring_result); refused for an unbuffered one.
-    detail::ring_result case_try_fast() noexcept {
+    [[gnu::always_inline]] detail::ring_result case_try_fast() noexcept {
         if (!ch_) return detail::ring_result::not_ready;  // nil: never ready
         detail::ring_result r = state()->try_send_fast(*src_);
         if (r == detail::ring_result::done) status_ = chan_status::ok;
@@ -2583,7 +2583,7 @@ public:
     // ---- case interface, used by csp::select ----
     using case_result_type = std::optional<T>;
     /// Tries the lock-free path of a buffered channel, like send's.
-    detail::ring_result case_try_fast() noexcept {
+    [[gnu::always_inline]] detail::ring_result case_try_fast() noexcept {
         if (!ch_) return detail::ring_result::not_ready;  // nil: never ready
         return state()->try_recv_fast(into());
     }
