@@ -73,8 +73,8 @@ private:
     // Ten rounds of backoff, 1 + 2 + ... + 64 + 3 * 128 = 511 pauses (about
     // 13 microseconds) before sleeping. Measured on W3 with unbuffered
     // channels (4 + 4 goroutines on two workers, the lock contended on
-    // almost every operation), medians of five alternating runs in two
-    // sessions: a pause before every poll, 64 polls (the old lock): 242 ns a
+    // almost every operation), medians of five alternating runs, two
+    // comparisons: a pause before every poll, 64 polls (the old lock): 242 ns a
     // message, against 74-83 with 8-12 rounds of this backoff; a pause
     // before every poll for 512 polls: 140 ns, against 50 with this one.
     static constexpr int spin_rounds = 10;
