@@ -140,8 +140,9 @@ public:
     void* allocate(std::size_t n) {
         std::size_t c = class_of(n);
         if (c >= classes) return ::operator new(n);
+        if (void* p = try_pop(c)) return p;
         bin& b = bins_[c];
-        if (b.active.count == 0) refill(c, b);
+        refill(c, b);
         if (b.active.count) return b.active.pop();
         return ::operator new(block_size(c));
     }
@@ -152,9 +153,25 @@ public:
             ::operator delete(p);
             return;
         }
+        if (try_push(c, p)) return;
         bin& b = bins_[c];
-        if (b.active.count == batch_size) retire(c, b);
+        retire(c, b);
         b.active.push(static_cast<free_block*>(p));
+    }
+
+    /// The fast paths, inlined into every frame's operator new and delete:
+    /// a block from (to) the active list of class c < classes, or null
+    /// (false) when the list is empty (full) and allocate (deallocate) must
+    /// move a batch.
+    [[gnu::always_inline]] void* try_pop(std::size_t c) noexcept {
+        bin& b = bins_[c];
+        return b.active.count ? b.active.pop() : nullptr;
+    }
+    [[gnu::always_inline]] bool try_push(std::size_t c, void* p) noexcept {
+        bin& b = bins_[c];
+        if (b.active.count == batch_size) return false;
+        b.active.push(static_cast<free_block*>(p));
+        return true;
     }
 
 private:
@@ -181,29 +198,71 @@ private:
     std::array<bin, classes> bins_{};
 };
 
+// This thread's cache is reached through a plain thread_local pointer: null
+// before the thread's first frame and again once the cache is destroyed at
+// thread exit. A pointer is trivially destructible, so it stays readable
+// while other thread-local destructors free frames, and it needs no
+// initialisation guard, so the fast path below is one load.
+//
+// The load happens in a function that is never inlined: a coroutine body
+// that read the pointer itself might keep the thread's TLS address across a
+// suspension and, resumed on another worker, use the first thread's cache.
+[[gnu::noinline]] inline frame_cache*& this_thread_frame_cache_slot() noexcept {
+    thread_local frame_cache* cache = nullptr;
+    return cache;
+}
+
 // Trivially destructible, so readable even after thread-local destructors ran.
 inline thread_local bool frame_cache_gone = false;
 
 struct frame_cache_holder {
     frame_cache cache;
-    ~frame_cache_holder() { frame_cache_gone = true; }
+    frame_cache_holder() noexcept { this_thread_frame_cache_slot() = &cache; }
+    ~frame_cache_holder() {
+        this_thread_frame_cache_slot() = nullptr;
+        frame_cache_gone = true;
+    }
 };
 
-/// This thread's cache, or null once it has been destroyed (thread exit).
+/// This thread's cache, created on first use; null once it has been
+/// destroyed (thread exit).
 [[gnu::noinline]] inline frame_cache* this_thread_frame_cache() noexcept {
     if (frame_cache_gone) return nullptr;
     thread_local frame_cache_holder holder;
     return &holder.cache;
 }
 
-inline void* allocate_frame(std::size_t n) {
+[[gnu::noinline]] inline void* allocate_frame_slow(std::size_t n) {
     frame_cache* c = this_thread_frame_cache();
     return c ? c->allocate(n) : ::operator new(n);
 }
 
-inline void deallocate_frame(void* p, std::size_t n) noexcept {
+[[gnu::noinline]] inline void deallocate_frame_slow(void* p, std::size_t n) noexcept {
     if (frame_cache* c = this_thread_frame_cache()) c->deallocate(p, n);
     else ::operator delete(p);
+}
+
+// The size class folds to a constant where n is one (a frame's size).
+inline void* allocate_frame(std::size_t n) {
+    const std::size_t c = frame_sizes::class_of(n);
+    if (c < frame_sizes::classes) [[likely]] {
+        if (frame_cache* cache = this_thread_frame_cache_slot()) [[likely]] {
+            if (void* p = cache->try_pop(c)) [[likely]]
+                return p;
+        }
+    }
+    return allocate_frame_slow(n);
+}
+
+inline void deallocate_frame(void* p, std::size_t n) noexcept {
+    const std::size_t c = frame_sizes::class_of(n);
+    if (c < frame_sizes::classes) [[likely]] {
+        if (frame_cache* cache = this_thread_frame_cache_slot()) [[likely]] {
+            if (cache->try_push(c, p)) [[likely]]
+                return;
+        }
+    }
+    deallocate_frame_slow(p, n);
 }
 
 }  // namespace csp::detail
