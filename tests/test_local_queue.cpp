@@ -2,6 +2,7 @@
 // oldest-first for thieves, nothing lost or taken twice under races.
 #include <csp/csp.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <random>
@@ -79,6 +80,25 @@ TEST_CASE("a full queue refuses a push, and pop_half moves the oldest half out")
     REQUIRE(q.push(token(9999)));
 }
 
+TEST_CASE("push_batch queues a batch in order with one commit, as far as there is room") {
+    local_queue q;
+    REQUIRE(q.push(token(1)));
+    std::vector<std::coroutine_handle<>> batch;
+    for (std::uintptr_t i = 2; i <= 5; ++i) batch.push_back(token(i));
+    REQUIRE(q.push_batch(batch.data(), std::uint32_t(batch.size())) == 4);
+    REQUIRE(q.size() == 5);
+    REQUIRE(id_of(q.pop_oldest()) == 1);   // the batch went in behind the entry already there,
+    REQUIRE(id_of(q.pop_oldest()) == 2);   // first handle oldest
+    REQUIRE(id_of(q.pop_newest()) == 5);
+    // Only what fits goes in: the first ones.
+    for (std::uintptr_t i = 100; q.size() < local_queue::capacity - 2; ++i) REQUIRE(q.push(token(i)));
+    std::vector<std::coroutine_handle<>> more{token(7), token(8), token(9)};
+    REQUIRE(q.push_batch(more.data(), 3) == 2);
+    REQUIRE(q.size() == local_queue::capacity);
+    REQUIRE(id_of(q.pop_newest()) == 8);
+    REQUIRE(q.push_batch(more.data(), 0) == 0);
+}
+
 TEST_CASE("the indices wrap around many times without losing order") {
     local_queue q;
     std::uintptr_t next = 1, oldest = 1;
@@ -110,13 +130,22 @@ TEST_CASE("stress: an owner pushing and popping at both ends races thieves; ever
             });
         std::mt19937 rng(seed);
         for (std::uintptr_t i = 1; i <= total;) {
-            switch (rng() % 5) {
+            switch (rng() % 6) {
                 case 0: take(owner_q.pop_newest()); break;
                 case 1: take(owner_q.pop_oldest()); break;
                 case 2:  // a yield: at the end the thieves take from
                     if (owner_q.push_oldest(token(i))) ++i;
                     else owner_q.pop_half(take);
                     break;
+                case 3: {  // a batch (a thief refilling its queue, a share of the global queue)
+                    std::coroutine_handle<> batch[5];
+                    std::uint32_t n = std::uint32_t(std::min<std::uintptr_t>(1 + rng() % 5, total + 1 - i));
+                    for (std::uint32_t k = 0; k < n; ++k) batch[k] = token(i + k);
+                    std::uint32_t queued = owner_q.push_batch(batch, n);
+                    i += queued;
+                    if (queued < n) owner_q.pop_half(take);
+                    break;
+                }
                 default:
                     if (owner_q.push(token(i))) ++i;
                     else owner_q.pop_half(take);

@@ -56,6 +56,7 @@
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <functional>
 #include <string>
@@ -267,9 +268,14 @@ private:
         std::lock_guard lock(global_mu_);
         if (global_.empty()) return {};
         std::coroutine_handle<> first = global_.pop_front();
-        std::size_t share = std::min<std::size_t>(global_.size() / workers_.size(), detail::local_queue::capacity / 2);
-        for (std::size_t i = 0; i < share && w.queue.size() < detail::local_queue::capacity; ++i)
-            w.queue.push(global_.pop_front());
+        // The share fits: only this worker adds to its queue, and thieves
+        // only make more room.
+        std::uint32_t share = std::uint32_t(std::min<std::size_t>(
+            {global_.size() / workers_.size(), detail::local_queue::capacity / 2,
+             detail::local_queue::capacity - w.queue.size()}));
+        std::array<std::coroutine_handle<>, detail::local_queue::capacity / 2> batch;
+        for (std::uint32_t i = 0; i < share; ++i) batch[i] = global_.pop_front();
+        w.queue.push_batch(batch.data(), share);
         global_size_.store(global_.size(), std::memory_order_release);
         return first;
     }

@@ -5891,6 +5891,7 @@ private:
 // worker writes.
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <functional>
 #include <string>
@@ -5970,6 +5971,32 @@ public:
         return true;
     }
 
+    /// Owner only: pushes `n` handles, `first[0]` oldest, with one CAS
+    /// instead of one per handle (a thief refilling its own queue with a
+    /// stolen batch, a share of the global queue). Returns how many fit;
+    /// those are the first ones. The slots written lie at and beyond the
+    /// tail, outside [head, tail), as for push; and since only the owner
+    /// moves the tail, a retry after a thief moved the head writes the same
+    /// slots again.
+    std::uint32_t push_batch(const std::coroutine_handle<>* first, std::uint32_t n) noexcept {
+        // acquire: see the thieves' progress (how much room there is).
+        std::uint64_t w = word_.load(std::memory_order_acquire);
+        for (;;) {
+            extent e = unpack(w);
+            const std::uint32_t room = capacity - e.size();
+            const std::uint32_t k = n < room ? n : room;
+            if (k == 0) return 0;
+            for (std::uint32_t i = 0; i < k; ++i)
+                slots_[std::uint16_t(e.tail + i) % capacity].store(first[i].address(), std::memory_order_relaxed);
+            // seq_cst, like push: it publishes the slots (release) and takes
+            // part in the pool's wake-up protocol. A failure means a thief
+            // moved the head: there is more room now, so recompute.
+            if (word_.compare_exchange_weak(w, pack(e.version + 1, e.head, std::uint16_t(e.tail + k)),
+                                            std::memory_order_seq_cst, std::memory_order_acquire))
+                return k;
+        }
+    }
+
     /// Owner only: queues `h` behind every entry, as the new oldest one (a
     /// yield: it runs after all the work queued now, and it is the first
     /// entry a thief takes). False if full. The slot written, at head - 1,
@@ -6031,11 +6058,13 @@ public:
     /// always fits). Returns one stolen handle to run now, or null; the rest
     /// are pushed into `into`.
     std::coroutine_handle<> steal_into(local_queue& into) noexcept {
-        std::array<void*, capacity / 2> batch;
-        std::uint32_t n = grab_oldest(capacity, [&, i = 0u](void* p) mutable { batch[i++] = p; });
+        std::array<std::coroutine_handle<>, capacity / 2> batch;
+        std::uint32_t n = grab_oldest(capacity, [&, i = 0u](void* p) mutable {
+            batch[i++] = std::coroutine_handle<>::from_address(p);
+        });
         if (n == 0) return {};
-        for (std::uint32_t i = 1; i < n; ++i) into.push(std::coroutine_handle<>::from_address(batch[i]));
-        return std::coroutine_handle<>::from_address(batch[0]);
+        into.push_batch(batch.data() + 1, n - 1);  // fits: `into` is empty and n <= capacity / 2
+        return batch[0];
     }
 
     /// A consistent snapshot of the number of entries. seq_cst: a parking
@@ -6283,9 +6312,14 @@ private:
         std::lock_guard lock(global_mu_);
         if (global_.empty()) return {};
         std::coroutine_handle<> first = global_.pop_front();
-        std::size_t share = std::min<std::size_t>(global_.size() / workers_.size(), detail::local_queue::capacity / 2);
-        for (std::size_t i = 0; i < share && w.queue.size() < detail::local_queue::capacity; ++i)
-            w.queue.push(global_.pop_front());
+        // The share fits: only this worker adds to its queue, and thieves
+        // only make more room.
+        std::uint32_t share = std::uint32_t(std::min<std::size_t>(
+            {global_.size() / workers_.size(), detail::local_queue::capacity / 2,
+             detail::local_queue::capacity - w.queue.size()}));
+        std::array<std::coroutine_handle<>, detail::local_queue::capacity / 2> batch;
+        for (std::uint32_t i = 0; i < share; ++i) batch[i] = global_.pop_front();
+        w.queue.push_batch(batch.data(), share);
         global_size_.store(global_.size(), std::memory_order_release);
         return first;
     }
