@@ -297,7 +297,7 @@ private:
     /// 16 shards, and two spawning workers pulled every shard's line back
     /// and forth: half of csp::go's time in W8 was that lock's miss).
     struct alignas(64) shard {
-        mutable spin_mutex mu;
+        mutable tiny_spin_lock mu;  // held for a few instructions; never across a call that blocks
         goroutine_node* head = nullptr;
         std::size_t count = 0;
 
