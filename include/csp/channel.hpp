@@ -178,7 +178,7 @@ protected:
         own_op_.fired.store(blocked_op::not_fired, std::memory_order_relaxed);  // the awaiter may be reused
         own_op_.handle = h;
         own_op_.executor = ex;
-        case_arm_locked(own_op_, 0);
+        case_arm_locked(own_op_, blocked_op::sole_case);  // claimed without a CAS (wait_queue::sole_waiter)
         ch_->mu.unlock();  // from here on this frame may be resumed on another thread
     }
 

@@ -152,6 +152,7 @@ public:
         op_.handle = h;
         op_.executor = ex;
         waiter_.op = &op_;
+        waiter_.case_index = detail::blocked_op::sole_case;  // claimed without a CAS (wait_queue::sole_waiter)
         armed_ = true;
         wg_->waiters_.push_back(waiter_);
         wg_->mu_.unlock();  // from here on the frame may already be resumed elsewhere

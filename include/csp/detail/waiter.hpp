@@ -34,6 +34,9 @@ enum class wait_status : unsigned char { pending, ok, closed };
 /// One suspended operation (a plain channel operation or a whole select).
 struct blocked_op {
     static constexpr int not_fired = -1;
+    /// The case index of the one waiter of an op that has no other (a
+    /// plain channel operation, a wait_group wait): see sole_waiter below.
+    static constexpr int sole_case = -2;
 
     std::coroutine_handle<> handle;
     executor_ref executor;
@@ -97,10 +100,19 @@ public:
     waiter* claim_front() noexcept {
         while (waiter* w = head_) {
             remove(*w);
-            if (w->op->try_claim(w->case_index)) return w;
+            if (sole_waiter(*w) || w->op->try_claim(w->case_index)) return w;
         }
         return nullptr;
     }
+
+    /// A waiter armed as case blocked_op::sole_case is the only way to its
+    /// op: no other queue and no timer holds the op, and its owner never
+    /// reads `fired`. Everything that touches it (this claim, the owner's
+    /// unlinking) happens under this queue's lock, so whoever dequeues it
+    /// has claimed it, without the compare-and-swap (an atomic
+    /// read-modify-write, a few nanoseconds, saved on every wake-up of a
+    /// plain send, receive or wait).
+    static bool sole_waiter(const waiter& w) noexcept { return w.case_index == blocked_op::sole_case; }
 
 private:
     waiter* head_ = nullptr;
