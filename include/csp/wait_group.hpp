@@ -104,9 +104,9 @@ private:
     // this object on each side of it. Otherwise each done() would pull the
     // spawner's loop counter away from it (W5: a third of csp::go's time).
     static constexpr std::size_t line_bytes = 64;
-    mutable detail::spin_mutex mu_;
     detail::wait_queue waiters_;  // guarded by mu_
-    [[maybe_unused]] char gap_before_[line_bytes - 8 - sizeof(detail::spin_mutex) - sizeof(detail::wait_queue) - 4];  // uninitialised: never read
+    mutable detail::spin_mutex mu_;
+    [[maybe_unused]] char gap_before_[line_bytes - 8 - sizeof(detail::wait_queue) - sizeof(detail::spin_mutex)];  // never read
     std::atomic<std::uint64_t> state_{0};  // counter (signed, high half) | waiters counted (low half)
     [[maybe_unused]] char gap_after_[line_bytes - 8];
 };
