@@ -76,7 +76,8 @@ inline bool should_yield() noexcept { return !consume_budget() && current_execut
 /// counterpart may be delivering at that moment.
 class channel_op_base : private waiter {
 public:
-    channel_op_base(channel_op_base&& other) noexcept : waiter(), is_send_(other.is_send_), ch_(other.ch_) {
+    channel_op_base(channel_op_base&& other) noexcept
+        : waiter(filled_when_armed_t{}), is_send_(other.is_send_), ch_(other.ch_) {
         // Awaiters may be moved (into a select, or by a compiler that copies
         // co_await operands) until they are awaited; never once armed.
         if (other.armed_) std::terminate();
@@ -116,7 +117,8 @@ public:
     void case_settle_locked() noexcept { ch_->sync_gates_locked(); }
 
 protected:
-    channel_op_base(channel_base* ch, bool is_send) noexcept : is_send_(is_send), ch_(ch) {}
+    channel_op_base(channel_base* ch, bool is_send) noexcept
+        : waiter(filled_when_armed_t{}), is_send_(is_send), ch_(ch) {}
 
     /// The operation that queued `w` (every waiter in a channel's queues is
     /// the base of a send_awaiter or recv_awaiter of that channel's T).

@@ -8,9 +8,10 @@
 //   }
 //
 // The algorithm is Go's (runtime/select.go), on the waiting machinery of
-// detail/waiter.hpp, after a fast path (complete_one_at_a_time) that tries
-// the cases in a random order one lock at a time and completes the first
-// ready one; only if none is ready:
+// detail/waiter.hpp, after a fast path (complete_one_at_a_time, run from
+// await_ready, so that a select that completes at once never suspends) that
+// tries the cases in a random order one lock at a time and completes the
+// first ready one; only if none is ready:
 //  1. Lock every distinct channel of the select, in address order (a global
 //     order, so two selects over the same channels cannot deadlock).
 //  2. Visit the cases in a uniformly random order (argument order for
@@ -38,17 +39,19 @@
 //
 // Cost: steps 1 and 4/5 are O(k) lock operations for k cases, plus sorting
 // the k channel addresses (insertion sort on the stack for up to 16 cases,
-// std::sort beyond). Nothing is allocated: the waiters live in the select's
+// std::sort beyond). Cases of one type (the usual select over receives of
+// one T) are reached through an array, other mixes through a chain of
+// branches on the case's position, which the random order mispredicts. Nothing is allocated: the waiters live in the select's
 // awaiter, in the coroutine frame (a runtime-sized select over more than 16
 // cases allocates two scratch arrays per call).
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <concepts>
 #include <coroutine>
 #include <cstddef>
 #include <cstdint>
-#include <numeric>
 #include <ranges>
 #include <span>
 #include <stdexcept>
@@ -216,6 +219,22 @@ inline bool yield_if_budget_spent(std::coroutine_handle<> h) {
     return true;
 }
 
+/// Tries case i as a non-blocking operation: a buffered channel's lock-free
+/// path first, which completes the case, or says it was not ready at some
+/// moment (skip it, as a locked try would have; a nil case never is), or
+/// refers us to the lock. True if the case completed.
+template <class Cases>
+bool try_case_at_once(Cases& cases, std::size_t i) {
+    ring_result fast = cases.try_fast(i);
+    if (fast != ring_result::refused) return fast == ring_result::done;
+    spin_mutex* m = cases.mutex(i);
+    if (!m) return false;
+    m->lock();
+    bool done = cases.try_locked(i);
+    m->unlock();
+    return done;
+}
+
 /// The fast path of step 2: visits the cases in `order` taking one lock at a
 /// time (none for a buffered channel whose lock-free path answers), and
 /// completes the first that can complete. Each attempt is an
@@ -231,21 +250,7 @@ template <class Cases, class Order>
 bool complete_one_at_a_time(Cases& cases, Order& order, int& fired) {
     if (order.size() < 2) return false;  // the locked pass is as cheap
     for (std::uint32_t i : order) {
-        // A buffered channel's lock-free path first: it completes the case,
-        // or says it was not ready at some moment (skip it, as a locked try
-        // would have; a nil case never is), or refers us to the lock.
-        ring_result fast = cases.try_fast(i);
-        if (fast == ring_result::done) {
-            fired = int(i);
-            return true;
-        }
-        if (fast == ring_result::not_ready) continue;
-        spin_mutex* m = cases.mutex(i);
-        if (!m) continue;
-        m->lock();
-        bool done = cases.try_locked(i);
-        m->unlock();
-        if (done) {
+        if (try_case_at_once(cases, i)) {
             fired = int(i);
             return true;
         }
@@ -283,25 +288,29 @@ void settle_all_locked(Cases& cases) {
         if (cases.mutex(i)) cases.settle_locked(i);
 }
 
-/// Steps 1-4 of the algorithm above, for any list of cases. `Cases` gives
+/// The order in which a select visits its cases: uniformly random (every
+/// permutation equally likely), or argument order for select_biased.
+template <class Order>
+void choose_case_order(Order& order, bool biased) noexcept {
+    using index = std::remove_reference_t<decltype(order[0])>;
+    for (std::size_t i = 0; i < order.size(); ++i) order[i] = index(i);
+    if (!biased && order.size() > 1) shuffle_with_few_draws(order.begin(), order.size());
+}
+
+/// Steps 1-4 of the algorithm above, for any list of cases, after the fast
+/// path (complete_one_at_a_time) failed with the same `order`. `Cases` gives
 /// size(), mutex(i), try_locked(i), arm_locked(i, op) and note_parked()
-/// (records the wait for goroutine dumps; only a select that parks pays for it). Returns true if
-/// the caller must stay suspended (its waiters are armed); otherwise `fired`
-/// holds the completed case, or default_fired.
+/// (records the wait for goroutine dumps; only a select that parks pays for
+/// it). Returns true if the caller must stay suspended (its waiters are
+/// armed); otherwise `fired` holds the completed case, or default_fired.
 ///
 /// Every write to the awaiter (`fired`, `armed`, `op`) happens before the
 /// locks are released: after that, a counterpart may resume the coroutine
 /// on another thread, so only locals of this function are touched.
-template <std::size_t N, class Cases>
-bool select_start(Cases& cases, bool biased, bool has_default, blocked_op& op, std::coroutine_handle<> h, int& fired,
-                  bool& armed) {
+template <std::size_t N, class Cases, class Order>
+bool select_start(Cases& cases, Order& order, bool has_default, blocked_op& op, std::coroutine_handle<> h,
+                  int& fired, bool& armed) {
     const std::size_t k = cases.size();
-    small_buffer<std::uint32_t, N> order(k);
-    std::iota(order.begin(), order.end(), std::uint32_t(0));
-    if (!biased) shuffle_with_few_draws(order.begin(), k);  // every permutation equally likely
-
-    if (complete_one_at_a_time(cases, order, fired)) return false;
-
     select_locks<N> locks(k, [&](std::size_t i) { return cases.mutex(i); });
     locks.lock_all();
     if (try_each_locked(cases, order, fired)) {
@@ -380,7 +389,7 @@ public:
     using result_type = select_result<typename case_result_of<Cases>::type...>;
 
     template <class... A>
-    explicit select_awaiter(A&... cases) noexcept : cases_(cases...) {}
+    explicit select_awaiter(A&... cases) noexcept : cases_(case_storage_of(cases...)) {}
     select_awaiter(select_awaiter&& other) noexcept : cases_(other.cases_) {
         if (other.armed_) std::terminate();  // never moved once awaited
     }
@@ -393,11 +402,25 @@ public:
             for (std::size_t i = 0; i < N; ++i) disarm(i);
     }
 
-    bool await_ready() const noexcept { return false; }
+    /// The fast path, before anything is prepared for suspending: a select
+    /// whose case completes here (the common case of a busy server) costs
+    /// no more than the channel operations it tries.
+    bool await_ready() {
+        choose_case_order(order_, Biased);  // kept for the locked pass
+        if (!complete_one_at_a_time(*this, order_, fired_)) return false;
+        if (!should_yield()) return true;
+        yield_instead_ = true;  // completed, but the budget is spent: await_suspend re-queues
+        return false;
+    }
     template <class P>
     bool await_suspend(std::coroutine_handle<P> h) {
+        if (yield_instead_) {
+            yield_instead_ = false;
+            current_executor().post_yield(h);
+            return true;
+        }
         goroutine_ = goroutine_of(h);
-        if (select_start<N>(*this, Biased, defaults != 0, op_, h, fired_, armed_)) return true;
+        if (select_start<N>(*this, order_, defaults != 0, op_, h, fired_, armed_)) return true;
         return yield_if_budget_spent(h);  // true: re-queued, stay suspended
     }
     result_type await_resume() {
@@ -451,15 +474,20 @@ private:
     /// default case, which has none of the case interface.
     template <class R, class F>
     R on_case(std::size_t i, R otherwise, F&& f) {
-        return dispatch(i, [&](auto c) -> R {
-            if constexpr (is_default_case<std::tuple_element_t<c, std::tuple<Cases...>>>) return otherwise;
-            else return f(std::get<c>(cases_), int(c));
-        });
+        if constexpr (uniform) {
+            return f(*cases_[i], int(i));
+        } else {
+            return dispatch(i, [&](auto c) -> R {
+                if constexpr (is_default_case<std::tuple_element_t<c, std::tuple<Cases...>>>) return otherwise;
+                else return f(case_at<c>(), int(c));
+            });
+        }
     }
     template <class F>
     void on_case(std::size_t i, F&& f) {
-        dispatch(i, [&](auto c) {
-            if constexpr (!is_default_case<std::tuple_element_t<c, std::tuple<Cases...>>>) f(std::get<c>(cases_), int(c));
+        on_case(i, 0, [&](auto& c, int index) {
+            f(c, index);
+            return 0;
         });
     }
 
@@ -478,14 +506,33 @@ private:
     result_type result_with(std::integral_constant<std::size_t, I>) {
         using C = std::tuple_element_t<I, std::tuple<Cases...>>;
         if constexpr (is_default_case<C>) return result_type(std::in_place_index<I>);
-        else return result_type(std::in_place_index<I>, std::get<I>(cases_).case_result());
+        else return result_type(std::in_place_index<I>, case_at<I>().case_result());
+    }
+
+    // Cases all of one type (receives from several channels of one T, the
+    // usual shape) are kept in an array, so that case i is an index, not a
+    // chain of branches on i that a random visiting order mispredicts.
+    using first_case = std::tuple_element_t<0, std::tuple<Cases...>>;
+    static constexpr bool uniform = defaults == 0 && (std::is_same_v<first_case, Cases> && ...);
+    using case_storage = std::conditional_t<uniform, std::array<first_case*, N>, std::tuple<case_ref<Cases>...>>;
+    template <class... A>
+    static case_storage case_storage_of(A&... cases) noexcept {
+        if constexpr (uniform) return case_storage{&cases...};
+        else return case_storage(cases...);
+    }
+    template <std::size_t I>
+    auto& case_at() noexcept {
+        if constexpr (uniform) return *cases_[I];
+        else return std::get<I>(cases_);
     }
 
     blocked_op op_;
     // The cases themselves are the caller's temporaries (see select()).
-    std::tuple<case_ref<Cases>...> cases_;
+    case_storage cases_;
     int fired_ = -1;
     bool armed_ = false;
+    bool yield_instead_ = false;
+    std::array<std::conditional_t<(N <= 256), std::uint8_t, std::uint32_t>, N> order_;  // set by await_ready
     goroutine_node* goroutine_ = nullptr;  // the goroutine awaiting this select, for note_parked()
     wait_note note_;
 };
@@ -510,8 +557,12 @@ public:
     template <class P>
     bool await_suspend(std::coroutine_handle<P> h) {
         goroutine_ = goroutine_of(h);
-        if (select_start<16>(*this, Biased, has_default_, op_, h, fired_, armed_)) return true;
-        return yield_if_budget_spent(h);  // true: re-queued, stay suspended
+        small_buffer<std::uint32_t, 16> order(size());
+        choose_case_order(order, Biased);
+        if (complete_one_at_a_time(*this, order, fired_) ||
+            !select_start<16>(*this, order, has_default_, op_, h, fired_, armed_))
+            return yield_if_budget_spent(h);  // true: re-queued, stay suspended
+        return true;
     }
     result_type await_resume() {
         note_.unpark();

@@ -61,12 +61,22 @@ struct blocked_op {
 
 /// One case of a blocked operation, queued on one channel (or wait_group).
 struct waiter {
-    waiter* prev = nullptr;
-    waiter* next = nullptr;
-    blocked_op* op = nullptr;
-    int case_index = 0;
+    waiter() noexcept : prev(nullptr), next(nullptr), op(nullptr), case_index(0), status(wait_status::pending) {}
+
+    /// A waiter whose owner sets `op`, `case_index` and `status` before it
+    /// queues it, and reads nothing but `queued` before that: a channel
+    /// operation, which usually completes without waiting, so that building
+    /// one (a select builds one per case) costs a single store here.
+    struct filled_when_armed_t {};
+    explicit waiter(filled_when_armed_t) noexcept {}
+
+    // Set by wait_queue::push_back.
+    waiter* prev;
+    waiter* next;
+    blocked_op* op;
+    int case_index;
     /// Written by the counterpart that completes this waiter.
-    wait_status status = wait_status::pending;
+    wait_status status;
     /// True while linked in a wait_queue. Only read or written under that
     /// queue's lock.
     bool queued = false;
