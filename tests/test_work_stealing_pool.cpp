@@ -1,5 +1,6 @@
 #include <atomic>
 #include <set>
+#include <string>
 #include <sys/resource.h>
 #include <thread>
 #include <vector>
@@ -24,6 +25,35 @@ TEST_CASE("a pool runs goroutines posted from outside it") {
         });
     csp::sync_wait(wg.wait());
     CHECK(n == 1000);
+}
+
+static csp::task<> send_child(int v, csp::channel<int> out, std::vector<std::string>* order) {
+    order->push_back("child " + std::to_string(v));
+    co_await out.send(v);
+}
+
+TEST_CASE("a goroutine that ends just after waking its parent lets its sibling run first") {
+    // One worker, so the order is the scheduler's alone. Without the rule the
+    // parent, woken into the run-next slot by the second child, would run
+    // before the first child and park again for its result.
+    std::vector<std::string> order;  // only the worker touches it until done
+    int sum = 0;
+    csp::wait_group done;
+    done.add(1);
+    csp::work_stealing_pool pool(1);
+    csp::spawn(pool, [&]() -> csp::task<> {
+        auto results = csp::make_channel<int>(2);
+        csp::go(send_child(1, results, &order));
+        csp::go(send_child(2, results, &order));  // runs first: the run-next slot
+        int a = *co_await results.recv();
+        order.push_back("parent resumed");
+        int b = *co_await results.recv();
+        sum = a + b;
+        done.done();
+    });
+    csp::sync_wait(done.wait());
+    CHECK(order == std::vector<std::string>{"child 2", "child 1", "parent resumed"});
+    CHECK(sum == 3);
 }
 
 TEST_CASE("a pool has the number of workers it was given, at least one") {

@@ -36,6 +36,7 @@
 #include <exception>
 #include <new>
 #include <optional>
+#include "detail/budget.hpp"
 #include "detail/source_location.hpp"
 #include <stdexcept>
 #include <type_traits>
@@ -69,6 +70,7 @@ public:
                 // exception was reported already). Free the frame (allowed
                 // here: the coroutine is suspended), which leaves the registry.
                 self.destroy();
+                note_goroutine_ended();
                 return std::noop_coroutine();
             }
 #if !CSP_DETAIL_TAIL_CALLS

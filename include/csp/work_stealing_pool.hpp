@@ -8,7 +8,9 @@
 // * Posting. From a worker of this pool, post() puts the coroutine in the
 //   worker's run-next slot: a goroutine woken by the running one (a receiver
 //   woken by a send) runs next on the same worker, while its data is hot in
-//   cache. The previous occupant moves to the local queue. From any other
+//   cache. The previous occupant moves to the local queue. (If the waker
+//   then ends instead of waiting, the newest local entry runs first: see
+//   after_goroutine_ended.) From any other
 //   thread, post() goes to the global queue. Nothing allocates except the
 //   global queue when it grows.
 // * Order. The local queue runs newest first (detail/local_queue.hpp), so
@@ -233,11 +235,27 @@ private:
         w.pool = this;
         set_current_worker(&w);
         detail::current_executor_scope scope(*this);
+        detail::finish_resumption();  // a full budget for the first
         while (std::coroutine_handle<> h = find_work(w)) {
-            detail::refill_budget();
             h.resume();
+            if (detail::finish_resumption()) after_goroutine_ended(w);
         }
         set_current_worker(nullptr);
+    }
+
+    /// A goroutine that ends just after waking another (a child sending its
+    /// result to its parked parent) leaves the woken one in the run-next
+    /// slot, ahead of the older work in the local queue (the child's
+    /// sibling). The run-next slot is for a goroutine that the waker will
+    /// wait on next (a ping-pong partner); a waker that ended waits on
+    /// nothing, so the newest local entry runs first and the woken one
+    /// right after it. In a fork/join tree the parent then finds both
+    /// results ready instead of parking once per child.
+    void after_goroutine_ended(worker& w) {
+        if (!w.runnext) return;
+        std::coroutine_handle<> sibling = w.queue.pop_newest();
+        if (!sibling) return;
+        push_local(w, std::exchange(w.runnext, sibling));
     }
 
     // ---- queues ----

@@ -25,4 +25,18 @@ inline thread_local int budget_left = budget_per_resumption;
 
 [[gnu::noinline]] inline void refill_budget() noexcept { budget_left = budget_per_resumption; }
 
+/// Set on a thread when a goroutine ends there (its root frame is freed).
+inline thread_local bool goroutine_ended_here = false;
+[[gnu::noinline]] inline void note_goroutine_ended() noexcept { goroutine_ended_here = true; }
+
+/// For an executor, after each resumption: refills the budget for the next
+/// one and says whether a goroutine ended during this one (and forgets it).
+/// One call where there would be two (work_stealing_pool::run_worker).
+[[gnu::noinline]] inline bool finish_resumption() noexcept {
+    budget_left = budget_per_resumption;
+    bool ended = goroutine_ended_here;
+    goroutine_ended_here = false;
+    return ended;
+}
+
 }  // namespace csp::detail
