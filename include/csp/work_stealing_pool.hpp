@@ -10,9 +10,8 @@
 //   woken by a send) runs next on the same worker, while its data is hot in
 //   cache. The previous occupant moves to the local queue. (If the waker
 //   then ends instead of waiting, the newest local entry runs first: see
-//   after_goroutine_ended.) From any other
-//   thread, post() goes to the global queue. Nothing allocates except the
-//   global queue when it grows.
+//   after_goroutine_ended.) From any other thread, post() goes to the
+//   global queue. Nothing allocates except the global queue when it grows.
 // * Order. The local queue runs newest first (detail/local_queue.hpp), so
 //   spawned children run depth-first on their parent's worker, as in Cilk
 //   and oneTBB; thieves take the oldest entries.

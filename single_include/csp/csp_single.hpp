@@ -48,7 +48,10 @@
 // others) instead of continuing. Executors refill it on every resumption.
 //
 // The counter is thread-local but only touched inside these non-inlined
-// functions, so no compiler can cache its address across a co_await.
+// functions, so no compiler can cache its address across a co_await. The
+// same goes for the other per-resumption fact kept here: whether a
+// goroutine ended during the resumption (work_stealing_pool's run-next
+// rule, after_goroutine_ended, reads it).
 
 namespace csp::detail {
 
@@ -5979,9 +5982,8 @@ private:
 //   woken by a send) runs next on the same worker, while its data is hot in
 //   cache. The previous occupant moves to the local queue. (If the waker
 //   then ends instead of waiting, the newest local entry runs first: see
-//   after_goroutine_ended.) From any other
-//   thread, post() goes to the global queue. Nothing allocates except the
-//   global queue when it grows.
+//   after_goroutine_ended.) From any other thread, post() goes to the
+//   global queue. Nothing allocates except the global queue when it grows.
 // * Order. The local queue runs newest first (detail/local_queue.hpp), so
 //   spawned children run depth-first on their parent's worker, as in Cilk
 //   and oneTBB; thieves take the oldest entries.

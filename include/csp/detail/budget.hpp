@@ -8,7 +8,10 @@
 // others) instead of continuing. Executors refill it on every resumption.
 //
 // The counter is thread-local but only touched inside these non-inlined
-// functions, so no compiler can cache its address across a co_await.
+// functions, so no compiler can cache its address across a co_await. The
+// same goes for the other per-resumption fact kept here: whether a
+// goroutine ended during the resumption (work_stealing_pool's run-next
+// rule, after_goroutine_ended, reads it).
 #pragma once
 
 namespace csp::detail {
