@@ -79,6 +79,24 @@ struct block_list {
         --count;
         return b;
     }
+    /// pop(), which also starts fetching the next block (of `bytes` bytes)
+    /// into this core's cache for writing. The blocks of a list were mostly
+    /// freed by another worker (a goroutine spawned here ran and ended
+    /// there), so their lines sit in the other core's cache, and a frame's
+    /// constructor writes its first lines at once: a store miss per line,
+    /// which the spawner's next atomic (the run queue push) waits for. The
+    /// prefetch overlaps that transfer with the rest of this spawn. W5 on
+    /// 2 workers: 43.7 -> 39.5 ns per spawn on one machine, 146 -> 117 on
+    /// another (medians of 9-11 alternating runs). A prefetch never faults,
+    /// so a dangling `head` would be harmless; it is not dangling anyway.
+    free_block* pop_prefetching_next(std::size_t bytes) noexcept {
+        free_block* b = pop();
+        if (head) {
+            __builtin_prefetch(head, 1);  // 1: for writing, the line is fetched exclusive
+            if (bytes > 64) __builtin_prefetch(reinterpret_cast<char*>(head) + 64, 1);  // the promise's start
+        }
+        return b;
+    }
     void free_all() noexcept {
         while (head) ::operator delete(pop());
     }
@@ -165,7 +183,7 @@ public:
     /// move a batch.
     [[gnu::always_inline]] void* try_pop(std::size_t c) noexcept {
         bin& b = bins_[c];
-        return b.active.count ? b.active.pop() : nullptr;
+        return b.active.count ? b.active.pop_prefetching_next(block_size(c)) : nullptr;
     }
     [[gnu::always_inline]] bool try_push(std::size_t c, void* p) noexcept {
         bin& b = bins_[c];
