@@ -147,6 +147,47 @@ TEST_CASE("select chooses uniformly at random among ready cases") {
     CHECK(deviation <= 4.891676 * std::sqrt(0.25 / trials));
 }
 
+// Unbuffered channels: a case is ready when a counterpart waits (or the
+// channel is closed). The select's first pass skips, without the lock, an
+// unbuffered channel where it sees no waiter; these check that the skip never
+// hides a ready case, parked senders and a closed channel alike.
+TEST_CASE("select chooses uniformly among unbuffered channels with parked senders or closed") {
+    constexpr int trials = 4000;
+    csp::run_loop loop;
+    auto idle1 = csp::make_channel<int>(), idle2 = csp::make_channel<int>();
+    auto a = csp::make_channel<int>(), b = csp::make_channel<int>(), closed = csp::make_channel<int>();
+    closed.close();
+    auto sender = [](csp::channel<int> ch, int v) -> csp::task<> { co_await ch.send(v); };
+    for (int i = 0; i < trials; ++i) {
+        csp::spawn(loop, sender(a, 1));
+        csp::spawn(loop, sender(b, 2));
+    }
+    loop.run_until_idle();  // every sender is parked on a or b
+    int from_a = 0, from_b = 0, from_closed = 0, wrong = 0;
+    csp::spawn(loop, [&]() -> csp::task<> {
+        for (int i = 0; i < trials; ++i) {
+            auto r = co_await csp::select(idle1.recv(), a.recv(), idle2.recv(), b.recv(), closed.recv());
+            switch (r.index()) {
+            case 1: from_a += r.get<1>() == 1; break;
+            case 3: from_b += r.get<3>() == 2; break;
+            case 4: from_closed += !r.get<4>(); break;
+            default: ++wrong;
+            }
+        }
+    });
+    loop.run_until_idle();
+    INFO("a=" << from_a << " b=" << from_b << " closed=" << from_closed);
+    REQUIRE(wrong == 0);
+    REQUIRE(from_a + from_b + from_closed == trials);
+    // Each of the three ready cases has probability 1/3 per select; 5.3
+    // standard deviations of a binomial(trials, 1/3) count.
+    const double expected = trials / 3.0, bound = 5.3 * std::sqrt(trials * (1 / 3.0) * (2 / 3.0));
+    CHECK(std::abs(from_a - expected) <= bound);
+    CHECK(std::abs(from_b - expected) <= bound);
+    CHECK(std::abs(from_closed - expected) <= bound);
+    // The senders not received from stay parked; the loop destroys them.
+}
+
 TEST_CASE("select_biased chooses the first ready case in argument order") {
     auto a = csp::make_channel<int>(100), b = csp::make_channel<int>(100);
     for (int i = 0; i < 100; ++i) a.try_send(1), b.try_send(2);

@@ -89,6 +89,14 @@ public:
     /// The lock that guards this case's channel; null for a nil channel.
     spin_mutex* case_mutex() const noexcept { return ch_ ? &ch_->mu : nullptr; }
 
+    /// Without the lock: false if this case recently could not have
+    /// completed at once, so that a select's one-at-a-time pass need not
+    /// lock the channel to try it (see channel_base::counterpart_may_wait).
+    /// Always true for a buffered channel, whose lock-free path answers.
+    bool case_may_be_ready() const noexcept {
+        return !ch_ || ch_->ring.enabled() || ch_->counterpart_may_wait(is_send_);
+    }
+
     /// Queues this case's waiter for `op` as case `index`. Requires the lock.
     void case_arm_locked(blocked_op& op, int index) noexcept {
         waiter::op = &op;
@@ -475,7 +483,7 @@ public:
     bool closed() const noexcept {
         if (!state_) return false;
         std::lock_guard lock(state_->mu);
-        return state_->closed;
+        return state_->is_closed_locked();
     }
     /// True for a nil (default-constructed) channel.
     bool is_nil() const noexcept { return !state_; }

@@ -202,11 +202,16 @@ template <class C>
 void case_settle(C& c) noexcept {
     if constexpr (requires { c.case_settle_locked(); }) c.case_settle_locked();
 }
-/// Step 0's lock-free attempt, for the cases that have one.
+/// Step 0's lock-free attempt, for the cases that have one: a buffered
+/// channel's lock-free path, or, for an unbuffered one, a peek that finds
+/// no counterpart waiting (not_ready: skip the case without its lock).
 template <class C>
 ring_result case_fast(C& c) noexcept {
-    if constexpr (requires { c.case_try_fast(); }) return c.case_try_fast();
-    else return ring_result::refused;
+    ring_result r = ring_result::refused;
+    if constexpr (requires { c.case_try_fast(); }) r = c.case_try_fast();
+    if constexpr (requires { c.case_may_be_ready(); })
+        if (r == ring_result::refused && !c.case_may_be_ready()) r = ring_result::not_ready;
+    return r;
 }
 
 inline constexpr wait_kind select_kind{"select"};
@@ -222,7 +227,9 @@ inline bool yield_if_budget_spent(std::coroutine_handle<> h) {
 /// Tries case i as a non-blocking operation: a buffered channel's lock-free
 /// path first, which completes the case, or says it was not ready at some
 /// moment (skip it, as a locked try would have; a nil case never is), or
-/// refers us to the lock. True if the case completed.
+/// refers us to the lock. An unbuffered channel on which no counterpart
+/// waits is skipped the same way, without its lock. True if the case
+/// completed.
 template <class Cases>
 bool try_case_at_once(Cases& cases, std::size_t i) {
     ring_result fast = cases.try_fast(i);
@@ -236,7 +243,8 @@ bool try_case_at_once(Cases& cases, std::size_t i) {
 }
 
 /// The fast path of step 2: visits the cases in `order` taking one lock at a
-/// time (none for a buffered channel whose lock-free path answers), and
+/// time (none for a buffered channel whose lock-free path answers, nor for
+/// an unbuffered one where no counterpart waits), and
 /// completes the first that can complete. Each attempt is an
 /// ordinary non-blocking operation under its channel's lock, so a success
 /// is a valid outcome of the select at that moment, and visiting in a

@@ -1906,14 +1906,25 @@ struct waiter {
 };
 
 /// An intrusive FIFO of waiters. Not synchronised: its owner's lock guards it.
+///
+/// The one exception is may_hold_waiters(), a peek without the lock that a
+/// select uses to skip, before it takes any lock, a channel on which no
+/// counterpart waits. For that the head is an atomic, always accessed
+/// relaxed: under the lock it is an ordinary variable (a plain load or store
+/// on every target csp supports), and the peek is not a data race.
 class wait_queue {
 public:
-    bool empty() const noexcept { return head_ == nullptr; }
+    bool empty() const noexcept { return head() == nullptr; }
+
+    /// Without the lock: false if the queue was empty at some recent moment.
+    /// A hint only; a waiter may be queued or dequeued right after the
+    /// peek, and a queued waiter may be stale (its op fired elsewhere).
+    bool may_hold_waiters() const noexcept { return head() != nullptr; }
 
     void push_back(waiter& w) noexcept {
         w.prev = tail_;
         w.next = nullptr;
-        if (tail_) tail_->next = &w; else head_ = &w;
+        if (tail_) tail_->next = &w; else set_head(&w);
         tail_ = &w;
         w.queued = true;
     }
@@ -1921,7 +1932,7 @@ public:
     /// Unlinks `w` if it is still queued (idempotent).
     void remove(waiter& w) noexcept {
         if (!w.queued) return;
-        if (w.prev) w.prev->next = w.next; else head_ = w.next;
+        if (w.prev) w.prev->next = w.next; else set_head(w.next);
         if (w.next) w.next->prev = w.prev; else tail_ = w.prev;
         w.prev = w.next = nullptr;
         w.queued = false;
@@ -1931,7 +1942,7 @@ public:
     /// returns nullptr. Stale waiters (their op fired elsewhere) are dropped
     /// on the way: their owners will find them unqueued and skip them.
     waiter* claim_front() noexcept {
-        while (waiter* w = head_) {
+        while (waiter* w = head()) {
             remove(*w);
             if (sole_waiter(*w) || w->op->try_claim(w->case_index)) return w;
         }
@@ -1948,7 +1959,12 @@ public:
     static bool sole_waiter(const waiter& w) noexcept { return w.case_index == blocked_op::sole_case; }
 
 private:
-    waiter* head_ = nullptr;
+    // relaxed: the lock orders every access but may_hold_waiters' peek,
+    // which needs no ordering (it only decides whether to take the lock).
+    waiter* head() const noexcept { return head_.load(std::memory_order_relaxed); }
+    void set_head(waiter* w) noexcept { head_.store(w, std::memory_order_relaxed); }
+
+    std::atomic<waiter*> head_{nullptr};
     waiter* tail_ = nullptr;
 };
 
@@ -1983,10 +1999,26 @@ struct channel_base {
     /// frame that holds a channel is 8 bytes smaller). It sits in what would
     /// be padding after `mu`.
     std::atomic<std::uint32_t> handles{1};
-    bool closed = false;
+    /// Set once, under the lock. Atomic (and accessed relaxed, a plain load
+    /// or store) only so that counterpart_may_wait can peek at it.
+    std::atomic<bool> closed{false};
     wait_queue sendq;
     wait_queue recvq;
     channel_ring ring;  // a buffered channel's values; no ring if unbuffered
+
+    bool is_closed_locked() const noexcept { return closed.load(std::memory_order_relaxed); }
+
+    /// Without the lock, for an unbuffered channel: false if, at some recent
+    /// moment, the channel was open and no counterpart of a send (for_send)
+    /// or receive was queued, so that the operation would have had to wait.
+    /// A select's first, one-lock-at-a-time pass skips such a case instead
+    /// of locking it to find out (select.hpp); a case found not ready there
+    /// proves nothing either way, so a stale answer costs nothing but the
+    /// skipped attempt, and the locked pass decides. (A buffered channel's
+    /// readiness also depends on its ring, which its lock-free path reads.)
+    bool counterpart_may_wait(bool for_send) const noexcept {
+        return closed.load(std::memory_order_relaxed) || (for_send ? recvq : sendq).may_hold_waiters();
+    }
 
     /// Raises the gates an operation must hold before it parks (G2): the
     /// tail gate, and for a sender the head gate too. False for an
@@ -1998,7 +2030,7 @@ struct channel_base {
     }
     /// Sets the gates to what the queues and the closed flag call for (G1).
     void sync_gates_locked() noexcept {
-        if (ring.enabled()) set_gates_locked(closed || !recvq.empty() || !sendq.empty(), !sendq.empty());
+        if (ring.enabled()) set_gates_locked(is_closed_locked() || !recvq.empty() || !sendq.empty(), !sendq.empty());
     }
 
 private:
@@ -2092,7 +2124,7 @@ public:
     /// Sends *src if that can be done without waiting. Moves from *src only
     /// when the result is ok.
     chan_status try_send_locked(T& src) noexcept {
-        if (closed) return chan_status::closed;
+        if (is_closed_locked()) return chan_status::closed;
         if (waiter* r = recvq.claim_front()) {
             // I2: the buffer is empty, so handing over directly keeps FIFO.
             receive_target<T>(*r).emplace(std::move(src));
@@ -2128,7 +2160,7 @@ public:
             sync_gates_locked();
             return chan_status::ok;
         }
-        if (!closed) return chan_status::would_block;
+        if (!is_closed_locked()) return chan_status::would_block;
         sync_gates_locked();
         return chan_status::closed;
     }
@@ -2137,8 +2169,8 @@ public:
     /// `closed` (nullopt), senders get `closed` (they throw). Returns false
     /// if it was already closed.
     bool close_locked() {
-        if (closed) return false;
-        closed = true;
+        if (is_closed_locked()) return false;
+        closed.store(true, std::memory_order_relaxed);  // the lock orders it
         while (waiter* r = recvq.claim_front()) complete(*r, wait_status::closed);
         while (waiter* s = sendq.claim_front()) complete(*s, wait_status::closed);
         sync_gates_locked();  // the tail gate stays up: a send after close must throw
@@ -2499,6 +2531,14 @@ public:
 
     /// The lock that guards this case's channel; null for a nil channel.
     spin_mutex* case_mutex() const noexcept { return ch_ ? &ch_->mu : nullptr; }
+
+    /// Without the lock: false if this case recently could not have
+    /// completed at once, so that a select's one-at-a-time pass need not
+    /// lock the channel to try it (see channel_base::counterpart_may_wait).
+    /// Always true for a buffered channel, whose lock-free path answers.
+    bool case_may_be_ready() const noexcept {
+        return !ch_ || ch_->ring.enabled() || ch_->counterpart_may_wait(is_send_);
+    }
 
     /// Queues this case's waiter for `op` as case `index`. Requires the lock.
     void case_arm_locked(blocked_op& op, int index) noexcept {
@@ -2886,7 +2926,7 @@ public:
     bool closed() const noexcept {
         if (!state_) return false;
         std::lock_guard lock(state_->mu);
-        return state_->closed;
+        return state_->is_closed_locked();
     }
     /// True for a nil (default-constructed) channel.
     bool is_nil() const noexcept { return !state_; }
@@ -4472,11 +4512,16 @@ template <class C>
 void case_settle(C& c) noexcept {
     if constexpr (requires { c.case_settle_locked(); }) c.case_settle_locked();
 }
-/// Step 0's lock-free attempt, for the cases that have one.
+/// Step 0's lock-free attempt, for the cases that have one: a buffered
+/// channel's lock-free path, or, for an unbuffered one, a peek that finds
+/// no counterpart waiting (not_ready: skip the case without its lock).
 template <class C>
 ring_result case_fast(C& c) noexcept {
-    if constexpr (requires { c.case_try_fast(); }) return c.case_try_fast();
-    else return ring_result::refused;
+    ring_result r = ring_result::refused;
+    if constexpr (requires { c.case_try_fast(); }) r = c.case_try_fast();
+    if constexpr (requires { c.case_may_be_ready(); })
+        if (r == ring_result::refused && !c.case_may_be_ready()) r = ring_result::not_ready;
+    return r;
 }
 
 inline constexpr wait_kind select_kind{"select"};
@@ -4492,7 +4537,9 @@ inline bool yield_if_budget_spent(std::coroutine_handle<> h) {
 /// Tries case i as a non-blocking operation: a buffered channel's lock-free
 /// path first, which completes the case, or says it was not ready at some
 /// moment (skip it, as a locked try would have; a nil case never is), or
-/// refers us to the lock. True if the case completed.
+/// refers us to the lock. An unbuffered channel on which no counterpart
+/// waits is skipped the same way, without its lock. True if the case
+/// completed.
 template <class Cases>
 bool try_case_at_once(Cases& cases, std::size_t i) {
     ring_result fast = cases.try_fast(i);
@@ -4506,7 +4553,8 @@ bool try_case_at_once(Cases& cases, std::size_t i) {
 }
 
 /// The fast path of step 2: visits the cases in `order` taking one lock at a
-/// time (none for a buffered channel whose lock-free path answers), and
+/// time (none for a buffered channel whose lock-free path answers, nor for
+/// an unbuffered one where no counterpart waits), and
 /// completes the first that can complete. Each attempt is an
 /// ordinary non-blocking operation under its channel's lock, so a success
 /// is a valid outcome of the select at that moment, and visiting in a

@@ -73,10 +73,26 @@ struct channel_base {
     /// frame that holds a channel is 8 bytes smaller). It sits in what would
     /// be padding after `mu`.
     std::atomic<std::uint32_t> handles{1};
-    bool closed = false;
+    /// Set once, under the lock. Atomic (and accessed relaxed, a plain load
+    /// or store) only so that counterpart_may_wait can peek at it.
+    std::atomic<bool> closed{false};
     wait_queue sendq;
     wait_queue recvq;
     channel_ring ring;  // a buffered channel's values; no ring if unbuffered
+
+    bool is_closed_locked() const noexcept { return closed.load(std::memory_order_relaxed); }
+
+    /// Without the lock, for an unbuffered channel: false if, at some recent
+    /// moment, the channel was open and no counterpart of a send (for_send)
+    /// or receive was queued, so that the operation would have had to wait.
+    /// A select's first, one-lock-at-a-time pass skips such a case instead
+    /// of locking it to find out (select.hpp); a case found not ready there
+    /// proves nothing either way, so a stale answer costs nothing but the
+    /// skipped attempt, and the locked pass decides. (A buffered channel's
+    /// readiness also depends on its ring, which its lock-free path reads.)
+    bool counterpart_may_wait(bool for_send) const noexcept {
+        return closed.load(std::memory_order_relaxed) || (for_send ? recvq : sendq).may_hold_waiters();
+    }
 
     /// Raises the gates an operation must hold before it parks (G2): the
     /// tail gate, and for a sender the head gate too. False for an
@@ -88,7 +104,7 @@ struct channel_base {
     }
     /// Sets the gates to what the queues and the closed flag call for (G1).
     void sync_gates_locked() noexcept {
-        if (ring.enabled()) set_gates_locked(closed || !recvq.empty() || !sendq.empty(), !sendq.empty());
+        if (ring.enabled()) set_gates_locked(is_closed_locked() || !recvq.empty() || !sendq.empty(), !sendq.empty());
     }
 
 private:
@@ -182,7 +198,7 @@ public:
     /// Sends *src if that can be done without waiting. Moves from *src only
     /// when the result is ok.
     chan_status try_send_locked(T& src) noexcept {
-        if (closed) return chan_status::closed;
+        if (is_closed_locked()) return chan_status::closed;
         if (waiter* r = recvq.claim_front()) {
             // I2: the buffer is empty, so handing over directly keeps FIFO.
             receive_target<T>(*r).emplace(std::move(src));
@@ -218,7 +234,7 @@ public:
             sync_gates_locked();
             return chan_status::ok;
         }
-        if (!closed) return chan_status::would_block;
+        if (!is_closed_locked()) return chan_status::would_block;
         sync_gates_locked();
         return chan_status::closed;
     }
@@ -227,8 +243,8 @@ public:
     /// `closed` (nullopt), senders get `closed` (they throw). Returns false
     /// if it was already closed.
     bool close_locked() {
-        if (closed) return false;
-        closed = true;
+        if (is_closed_locked()) return false;
+        closed.store(true, std::memory_order_relaxed);  // the lock orders it
         while (waiter* r = recvq.claim_front()) complete(*r, wait_status::closed);
         while (waiter* s = sendq.claim_front()) complete(*s, wait_status::closed);
         sync_gates_locked();  // the tail gate stays up: a send after close must throw

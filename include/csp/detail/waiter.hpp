@@ -83,14 +83,25 @@ struct waiter {
 };
 
 /// An intrusive FIFO of waiters. Not synchronised: its owner's lock guards it.
+///
+/// The one exception is may_hold_waiters(), a peek without the lock that a
+/// select uses to skip, before it takes any lock, a channel on which no
+/// counterpart waits. For that the head is an atomic, always accessed
+/// relaxed: under the lock it is an ordinary variable (a plain load or store
+/// on every target csp supports), and the peek is not a data race.
 class wait_queue {
 public:
-    bool empty() const noexcept { return head_ == nullptr; }
+    bool empty() const noexcept { return head() == nullptr; }
+
+    /// Without the lock: false if the queue was empty at some recent moment.
+    /// A hint only; a waiter may be queued or dequeued right after the
+    /// peek, and a queued waiter may be stale (its op fired elsewhere).
+    bool may_hold_waiters() const noexcept { return head() != nullptr; }
 
     void push_back(waiter& w) noexcept {
         w.prev = tail_;
         w.next = nullptr;
-        if (tail_) tail_->next = &w; else head_ = &w;
+        if (tail_) tail_->next = &w; else set_head(&w);
         tail_ = &w;
         w.queued = true;
     }
@@ -98,7 +109,7 @@ public:
     /// Unlinks `w` if it is still queued (idempotent).
     void remove(waiter& w) noexcept {
         if (!w.queued) return;
-        if (w.prev) w.prev->next = w.next; else head_ = w.next;
+        if (w.prev) w.prev->next = w.next; else set_head(w.next);
         if (w.next) w.next->prev = w.prev; else tail_ = w.prev;
         w.prev = w.next = nullptr;
         w.queued = false;
@@ -108,7 +119,7 @@ public:
     /// returns nullptr. Stale waiters (their op fired elsewhere) are dropped
     /// on the way: their owners will find them unqueued and skip them.
     waiter* claim_front() noexcept {
-        while (waiter* w = head_) {
+        while (waiter* w = head()) {
             remove(*w);
             if (sole_waiter(*w) || w->op->try_claim(w->case_index)) return w;
         }
@@ -125,7 +136,12 @@ public:
     static bool sole_waiter(const waiter& w) noexcept { return w.case_index == blocked_op::sole_case; }
 
 private:
-    waiter* head_ = nullptr;
+    // relaxed: the lock orders every access but may_hold_waiters' peek,
+    // which needs no ordering (it only decides whether to take the lock).
+    waiter* head() const noexcept { return head_.load(std::memory_order_relaxed); }
+    void set_head(waiter* w) noexcept { head_.store(w, std::memory_order_relaxed); }
+
+    std::atomic<waiter*> head_{nullptr};
     waiter* tail_ = nullptr;
 };
 
