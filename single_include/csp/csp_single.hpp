@@ -584,6 +584,11 @@ inline void deallocate_frame(void* p, std::size_t n) noexcept {
 // and acquire (load): the value written into a slot happens-before the
 // receiver that sees the "full" stamp reads it, and the move out of a slot
 // happens-before the next lap's sender that sees the "empty" stamp writes it.
+// Two changes of a word need no RMW, because while its gate is up only the
+// holder of the channel's lock changes it (set_gate below): lowering the
+// gate, and a privileged claim on a gated word; they are release stores.
+// A verdict that reads such a word sees the gate (before or after the
+// store) and answers refused, which sends it to the lock.
 
 #include <atomic>
 #include <cstddef>
@@ -710,8 +715,7 @@ public:
             ring_slot<T>& slot = slots<T>()[index_of(pos)];
             const std::uint64_t stamp = slot.stamp.load(std::memory_order_acquire);
             if (stamp == pos) {  // the slot is free for this lap: claim the position
-                if (tail_->compare_exchange_weak(word, next(pos) | (word & gate_), std::memory_order_seq_cst,
-                                                           std::memory_order_relaxed)) {
+                if (claim(*tail_, word, next(pos) | (word & gate_), privileged)) {
                     ::new (static_cast<void*>(slot.value.bytes)) T(std::move(src));
                     slot.stamp.store(pos + 1, std::memory_order_release);
                     return ring_result::done;
@@ -743,8 +747,7 @@ public:
             ring_slot<T>& slot = slots<T>()[index_of(pos)];
             const std::uint64_t stamp = slot.stamp.load(std::memory_order_acquire);
             if (stamp == pos + 1) {  // the slot holds the value of `pos`: claim it
-                if (head_->compare_exchange_weak(word, next(pos) | (word & gate_), std::memory_order_seq_cst,
-                                                           std::memory_order_relaxed)) {
+                if (claim(*head_, word, next(pos) | (word & gate_), privileged)) {
                     T& value = slot.value.get();
                     out.emplace(std::move(value));
                     value.~T();
@@ -794,9 +797,35 @@ private:
         return index_of(pos) + 1 < capacity_ ? pos + 1 : (pos & ~(one_lap() - 1)) + one_lap();
     }
 
+    // While a word's gate is up, only the holder of the channel's lock
+    // changes that word: a lock-free claim that read the word before the
+    // raise fails its CAS (the raise changed the word), and one that reads
+    // it after sees the gate and refuses. So lowering the gate, and a
+    // privileged claim on a gated word, need no read-modify-write: a plain
+    // store (release: the next lock-free claim that reads the word builds on
+    // what the lock holder did) cannot overwrite anyone's claim. Raising it
+    // must be one, to fail the claims in flight (the comment at the top).
+    // Lowering a gate that is already down must not store: lock-free claims
+    // are changing the word then. (The load is reliable under the lock: a
+    // raise happened before it, under the lock, or the gate is down.)
     void set_gate(std::atomic<std::uint64_t>& word, bool raised) noexcept {
-        if (raised) word.fetch_or(gate_, std::memory_order_seq_cst);
-        else word.fetch_and(~gate_, std::memory_order_seq_cst);
+        if (raised) {
+            word.fetch_or(gate_, std::memory_order_seq_cst);
+            return;
+        }
+        const std::uint64_t seen = word.load(std::memory_order_relaxed);
+        if (seen & gate_) word.store(seen & ~gate_, std::memory_order_release);
+    }
+
+    /// Moves a position word from `seen` to `claimed`: a CAS, or, for a
+    /// privileged operation that found the word's gate up, a store (see
+    /// set_gate). False (with `seen` updated) if a CAS lost.
+    bool claim(std::atomic<std::uint64_t>& word, std::uint64_t& seen, std::uint64_t claimed, bool privileged) noexcept {
+        if (privileged && (seen & gate_)) {
+            word.store(claimed, std::memory_order_release);
+            return true;
+        }
+        return word.compare_exchange_weak(seen, claimed, std::memory_order_seq_cst, std::memory_order_relaxed);
     }
 
     /// Backs off while another thread finishes its claim. A lock-free
