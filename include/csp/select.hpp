@@ -10,8 +10,10 @@
 // The algorithm is Go's (runtime/select.go), on the waiting machinery of
 // detail/waiter.hpp, after a fast path (complete_one_at_a_time, run from
 // await_ready, so that a select that completes at once never suspends) that
-// tries the cases in a random order one lock at a time and completes the
-// first ready one; only if none is ready:
+// tries the cases in a random order one lock at a time (skipping, without
+// the lock, a buffered channel its lock-free path answers for and an
+// unbuffered one where no counterpart waits) and completes the first ready
+// one; only if none is ready:
 //  1. Lock every distinct channel of the select, in address order (a global
 //     order, so two selects over the same channels cannot deadlock).
 //  2. Visit the cases in a uniformly random order (argument order for
