@@ -25,8 +25,13 @@
 //   queue. At most half of the workers search at once (`searching_`), and a
 //   post only wakes a sleeping worker if nobody is searching already, so a
 //   burst of posts wakes one thread, not all of them.
+// * Contention affinity. Goroutines that lose races on the same buffered
+//   channel from different workers gather on the channel's home worker, in
+//   its affinity queue, which other workers leave alone while it is served
+//   (detail/affinity.hpp, requeue_by_affinity; docs/runtime.md).
 // * Parking. An idle worker sleeps on its own futex (detail/parker.hpp); an
-//   idle pool uses no CPU.
+//   idle pool uses no CPU. While another worker's affinity queue holds
+//   goroutines, an idle worker wakes every millisecond to look at it.
 // * I/O and timers (Go's netpoller). The pool owns a poller (poller.hpp),
 //   which also holds the timers of the pool's goroutines. While fds are
 //   registered or timers pending, a worker that runs out of work first
@@ -72,6 +77,8 @@
 #include <vector>
 
 #include "detail/activity.hpp"
+#include "detail/affinity.hpp"
+#include "detail/affinity_queue.hpp"
 #include "detail/budget.hpp"
 #include "detail/goroutine_registry.hpp"
 #include "detail/local_queue.hpp"
@@ -107,7 +114,10 @@ public:
           deadlock_report_(std::move(detection.report)),
           deadlock_grace_(detection.grace) {
         idle_.reserve(workers_.size());
-        for (std::size_t i = 0; i < workers_.size(); ++i) workers_[i].index = i;
+        for (std::size_t i = 0; i < workers_.size(); ++i) {
+            workers_[i].index = i;
+            workers_[i].affine_seen.resize(workers_.size());
+        }
         for (auto& w : workers_) w.thread = std::thread([this, &w] { run_worker(w); });
     }
 
@@ -139,6 +149,10 @@ public:
         if (w && w->pool == this) {
             std::coroutine_handle<> displaced = std::exchange(w->runnext, h);
             if (!displaced) return;  // the worker runs it when the current goroutine suspends
+            if (detail::resumed_from_affinity()) {
+                keep_by_affinity(*w, displaced);
+                return;
+            }
             push_local(*w, displaced);
         } else {
             push_global(h, /*from_outside=*/true);
@@ -163,9 +177,14 @@ public:
     /// every budget yield used to pass them through the global queue, whose
     /// lock both workers took, and dealt them out to the two workers at
     /// random (docs/runtime.md).
+    ///
+    /// A goroutine that lost races on a channel to another worker in this
+    /// resumption goes to the channel's home worker instead, and stays on
+    /// its worker while it keeps yielding (requeue_by_affinity).
     void post_yield(std::coroutine_handle<> h) {
         worker* w = current_worker();
         bool from_outside = !(w && w->pool == this);
+        if (!from_outside && requeue_by_affinity(*w, h)) return;  // (not inlined)
         if (!from_outside && w->queue.push_oldest(h)) return;
         push_global(h, from_outside);
         if (from_outside) notify_work();
@@ -206,13 +225,23 @@ public:
     /// waits `steal_patience` before taking them (see wait_for_a_batch).
     static constexpr std::uint32_t min_steal_batch = detail::local_queue::capacity / 4;
     static constexpr std::chrono::microseconds steal_patience{4};
+    /// Contention affinity (detail/affinity.hpp): a yield after this many
+    /// lost races in one resumption moves the goroutine to its channel's
+    /// home worker; it stays in that worker's affinity queue for up to
+    /// `affinity_quiet_limit` resumptions in a row without a lost race.
+    static constexpr int contended_losses = 4;
+    static constexpr std::uint8_t affinity_quiet_limit = 32;
+    static constexpr std::int64_t affinity_notify_interval_ns = 1'000'000;
 
 private:
     struct alignas(64) worker {
         detail::local_queue queue;
+        detail::affinity_queue affine;    // see requeue_by_affinity
+        std::vector<std::uint64_t> affine_seen;  // owner only: see note_affine_progress
         std::coroutine_handle<> runnext;  // owner only
         std::uint32_t tick = 0;           // owner only
         std::int64_t oldest_served_ns = 0;  // owner only: see take_starving_oldest
+        std::int64_t affinity_notified_ns = 0;  // owner only: see notify_for_affinity
         bool searching = false;           // owner only: counted in searching_
         bool idle = false;                // guarded by idle_mu_
         poller::event_batch* io_events = nullptr;  // owner only: where park() harvests I/O
@@ -233,6 +262,7 @@ private:
         w.io_events = &events;
         w.pool = this;
         set_current_worker(&w);
+        detail::set_affinity_self(&w);
         detail::current_executor_scope scope(*this);
         detail::finish_resumption();  // a full budget for the first
         while (std::coroutine_handle<> h = find_work(w)) {
@@ -240,6 +270,7 @@ private:
             if (detail::finish_resumption()) after_goroutine_ended(w);
         }
         set_current_worker(nullptr);
+        detail::set_affinity_self(nullptr);
     }
 
     /// A goroutine that ends just after waking another (a child sending its
@@ -301,11 +332,134 @@ private:
         return first;
     }
 
-    bool any_work_visible() const noexcept {
+    /// Work that `self` (or, given nullptr, any worker) could run: the
+    /// global queue, every local queue, and its own affinity queue (or all
+    /// of them). Another worker's affinity queue is not work for `self`:
+    /// its owner serves it, or `self` takes it only after a search.
+    bool any_work_visible(const worker* self = nullptr) const noexcept {
         if (global_size_.load(std::memory_order_seq_cst) != 0) return true;
-        for (const auto& w : workers_)
+        for (const auto& w : workers_) {
             if (!w.queue.empty()) return true;
+            if ((!self || self == &w) && w.affine.size() != 0) return true;
+        }
         return false;
+    }
+
+    // ---- contention affinity ----
+
+    /// For a yield: if this resumption lost races on a buffered channel
+    /// (`contended_losses` or more), queues `h` on the channel's home worker
+    /// (detail/affinity.hpp), waking it if it sleeps; if it was resumed from
+    /// this worker's affinity queue, back there, until it has had
+    /// `affinity_quiet_limit` resumptions in a row without a lost race (a
+    /// goroutine that stopped fighting over a channel becomes stealable
+    /// again). False: an ordinary yield.
+    [[gnu::noinline]] bool requeue_by_affinity(worker& w, std::coroutine_handle<> h) {
+        const detail::contention_record seen = detail::read_contention();
+        worker* home = nullptr;
+        std::uint8_t quiet = 0;
+        if (seen.losses >= contended_losses) {
+            home = worker_at(seen.home);  // a home in another pool counts as none
+            if (!home) home = &w;
+        } else if (seen.from_affinity && seen.quiet_turns + 1 < affinity_quiet_limit) {
+            home = &w;
+            quiet = std::uint8_t(seen.quiet_turns + 1);
+        } else {
+            return false;
+        }
+        home->affine.push({h, quiet});
+        if (home != &w) wake_if_idle(*home);
+        else notify_for_affinity(w);
+        return true;
+    }
+
+    /// A goroutine woken by one that lives in the affinity queue shares its
+    /// channel (a partner on the other end, or a peer that parked on the
+    /// same end): it joins the waker's worker there instead of the local
+    /// queue, where another worker would take it back to the contended
+    /// channel. (The one it displaced from the run-next slot is meant.)
+    [[gnu::noinline]] void keep_by_affinity(worker& w, std::coroutine_handle<> h) {
+        w.affine.push({h, 0});
+        notify_for_affinity(w);
+    }
+
+    /// After a push into the worker's own affinity queue: wakes an idle
+    /// worker, at most once per `affinity_notify_interval_ns`. That worker
+    /// takes nothing while this one keeps serving the queue (try_steal), but
+    /// if this one runs something long (a goroutine that computes or never
+    /// yields), it takes half of the queue instead of leaving it waiting. A
+    /// wake-up per push would cost a futex call every few microseconds on a
+    /// busy channel; this bounds the wait of a kept goroutine instead.
+    void notify_for_affinity(worker& w) {
+        if (idle_count_.load(std::memory_order_seq_cst) == 0) return;
+        const std::int64_t now = detail::coarse_now_ns();
+        if (now - w.affinity_notified_ns < affinity_notify_interval_ns) return;
+        w.affinity_notified_ns = now;
+        notify_work();
+    }
+
+    bool others_hold_affine(const worker& self) const noexcept {
+        for (const auto& w : workers_)
+            if (&w != &self && w.affine.size() != 0) return true;
+        return false;
+    }
+
+    /// The worker of this pool at `p`, or nullptr (no dereference: `p` may
+    /// name a worker of a pool that is gone).
+    worker* worker_at(const void* p) noexcept {
+        for (auto& w : workers_)
+            if (static_cast<const void*>(&w) == p) return &w;
+        return nullptr;
+    }
+
+    /// The oldest entry of the worker's affinity queue, marked for the yield
+    /// that will follow its resumption.
+    std::coroutine_handle<> take_affine(worker& w) {
+        detail::affinity_queue::entry e;
+        if (!w.affine.pop(e)) return {};
+        detail::note_resumed_from_affinity(e.quiet_turns);
+        return e.handle;
+    }
+
+    /// For a searching worker, before and after its pause (try_steal): the
+    /// entries of an affinity queue whose owner did not serve it during the
+    /// pause (it runs a goroutine that does not yield, or one that runs
+    /// long) are not left waiting while this worker has nothing to do. Up
+    /// to half of them move to this worker's local queue; it runs the first.
+    void note_affine_progress(worker& w) {
+        for (std::size_t i = 0; i < workers_.size(); ++i) w.affine_seen[i] = workers_[i].affine.served();
+    }
+    std::coroutine_handle<> steal_unserved_affine(worker& w) {
+        for (std::size_t i = 0; i < workers_.size(); ++i) {
+            if (&workers_[i] == &w) continue;
+            std::coroutine_handle<> first;
+            const auto room = std::uint32_t(detail::local_queue::capacity - w.queue.size());
+            workers_[i].affine.take_unserved(w.affine_seen[i], room, [&](std::coroutine_handle<> h) {
+                if (!first) first = h;
+                else w.queue.push(h);
+            });
+            if (first) return first;
+        }
+        return {};
+    }
+
+    /// Wakes `target` if it sleeps (after work was queued for it alone). The
+    /// same protocol as notify_work: the push published the work (seq_cst)
+    /// before this load of idle_count_.
+    void wake_if_idle(worker& target) {
+        if (idle_count_.load(std::memory_order_seq_cst) == 0) return;
+        bool in_poller = false;
+        {
+            std::lock_guard lock(idle_mu_);
+            if (!target.idle) return;
+            in_poller = polling_worker_ == &target;
+            if (!in_poller) idle_.erase(std::find(idle_.begin(), idle_.end(), &target));
+            target.idle = false;
+            idle_count_.fetch_sub(1, std::memory_order_seq_cst);
+            searching_.fetch_add(1, std::memory_order_seq_cst);  // it wakes up searching (leave_idle)
+        }
+        if (in_poller) poller_.interrupt();
+        else target.parker.unpark();
     }
 
     // ---- the scheduling loop ----
@@ -341,10 +495,12 @@ private:
         if (++w.tick % global_poll_interval == 0) {
             if (!someone_in_epoll_.load(std::memory_order_relaxed)) poll_io(w);
             if (auto h = pop_global(w)) return h;
+            if (auto h = take_affine(w)) return h;
             if (auto h = take_starving_oldest(w)) return h;
         }
         if (w.runnext) return std::exchange(w.runnext, {});
         if (auto h = w.queue.pop_newest()) return h;
+        if (auto h = take_affine(w)) return h;
         return pop_global(w);
     }
 
@@ -378,7 +534,10 @@ private:
             w.searching = true;
         }
         for (int round = 0; round < 4; ++round) {
-            if (round == 3) wait_without_looking();
+            if (round == 3) {
+                note_affine_progress(w);
+                wait_without_looking();
+            }
             std::size_t start = detail::random_below(std::uint32_t(n));
             for (std::size_t i = 0; i < n; ++i) {
                 worker& victim = workers_[(start + i) % n];
@@ -388,7 +547,7 @@ private:
             }
             if (auto h = pop_global(w)) return h;
         }
-        return {};
+        return steal_unserved_affine(w);
     }
 
     /// Before its last look, a searcher that found nothing waits for
@@ -469,9 +628,18 @@ private:
             idle_count_.fetch_add(1, std::memory_order_seq_cst);
         }
         w.io_events->count = 0;
-        if (!any_work_visible() && !stopping_.load(std::memory_order_seq_cst)) {
-            if (as_poller) poller_.wait(*w.io_events, std::chrono::nanoseconds(-1));
+        if (!any_work_visible(&w) && !stopping_.load(std::memory_order_seq_cst)) {
+            // Goroutines kept in another worker's affinity queue are not ours
+            // to take unless that worker stops serving them (try_steal), and
+            // their pushes wake us at most once per interval
+            // (notify_for_affinity): while there are any, look again after
+            // that interval instead of sleeping until a post.
+            const std::chrono::nanoseconds timeout = others_hold_affine(w)
+                                                         ? std::chrono::nanoseconds(affinity_notify_interval_ns)
+                                                         : std::chrono::nanoseconds(-1);
+            if (as_poller) poller_.wait(*w.io_events, timeout);
             else if (deadlock_report_ && looks_deadlocked()) watch_for_deadlock(w);
+            else if (timeout.count() > 0) w.parker.park_for(timeout);
             else w.parker.park();
         }
         leave_idle(w);

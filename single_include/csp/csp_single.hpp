@@ -53,6 +53,80 @@
 // goroutine ended during the resumption (work_stealing_pool's run-next
 // rule, after_goroutine_ended, reads it).
 
+
+// ---- begin csp/detail/affinity.hpp ----
+// csp/detail/affinity.hpp - contention affinity: what a resumption learned
+// about goroutines on other workers fighting over the same channel.
+//
+// Two workers that run goroutines on the same busy buffered channel at the
+// same moment move the channel's position words between their cores on
+// almost every operation: 70-100 ns a transfer on the reference machine,
+// against about 20 ns for the whole operation when the line stays in one
+// core's cache (docs/performance.md, the note on W3). Neither more
+// backoff nor a bigger budget removes that; only running those goroutines
+// on one worker does. So a ring operation that loses a CAS race records it
+// here, with the channel's *home*: the first worker that ever lost a race
+// on that channel claims it as the home (a relaxed CAS on a word in the
+// ring's padding, once per channel). When the goroutine then yields (its
+// cooperative budget spent, or csp::yield) after several such losses in
+// one resumption, work_stealing_pool re-queues it on the home worker's
+// affinity queue instead of its own local queue; goroutines there are not
+// stolen (unless their worker stops serving them), so contending
+// goroutines gather on one worker and stay there while they keep yielding.
+//
+// Everything here is per thread and per resumption, touched only through
+// non-inlined functions (like budget.hpp), so that no compiler caches a
+// thread-local address across a suspension point.
+
+#include <atomic>
+#include <cstdint>
+
+namespace csp::detail {
+
+/// What the current resumption has seen (reset by finish_resumption).
+struct contention_record {
+    int losses = 0;            ///< ring operations that lost a CAS race
+    void* home = nullptr;      ///< the home of the channel of the last loss
+    bool from_affinity = false;  ///< resumed from an affinity queue
+    std::uint8_t quiet_turns = 0;  ///< resumptions since its last contended one
+};
+
+inline thread_local contention_record current_contention{};
+/// The identity of the scheduler thread running here (a work_stealing_pool
+/// worker), or nullptr on any other thread: a loss there records nothing.
+inline thread_local void* affinity_self = nullptr;
+
+[[gnu::noinline]] inline void set_affinity_self(void* self) noexcept { affinity_self = self; }
+
+/// Called by a ring operation that lost a CAS race on a channel whose home
+/// word is `home`. The word is only ever changed from null, so a relaxed
+/// CAS suffices: it carries no data, and a stale null only makes a second
+/// worker try (and fail) to claim it.
+[[gnu::noinline]] inline void note_contention(std::atomic<void*>& home) noexcept {
+    void* self = affinity_self;
+    if (!self) return;
+    void* owner = home.load(std::memory_order_relaxed);
+    if (!owner && home.compare_exchange_strong(owner, self, std::memory_order_relaxed)) owner = self;
+    ++current_contention.losses;
+    current_contention.home = owner;
+}
+
+/// For the pool, when it resumes a goroutine from an affinity queue.
+[[gnu::noinline]] inline void note_resumed_from_affinity(std::uint8_t quiet_turns) noexcept {
+    current_contention.from_affinity = true;
+    current_contention.quiet_turns = quiet_turns;
+}
+
+[[gnu::noinline]] inline bool resumed_from_affinity() noexcept { return current_contention.from_affinity; }
+
+/// For the pool's yield: what the resumption saw so far.
+[[gnu::noinline]] inline contention_record read_contention() noexcept { return current_contention; }
+
+[[gnu::noinline]] inline void reset_contention() noexcept { current_contention = {}; }
+
+}  // namespace csp::detail
+// ---- end csp/detail/affinity.hpp ----
+
 namespace csp::detail {
 
 inline constexpr int budget_per_resumption = 128;
@@ -76,6 +150,7 @@ inline thread_local bool goroutine_ended_here = false;
 /// One call where there would be two (work_stealing_pool::run_worker).
 [[gnu::noinline]] inline bool finish_resumption() noexcept {
     budget_left = budget_per_resumption;
+    current_contention = {};
     bool ended = goroutine_ended_here;
     goroutine_ended_here = false;
     return ended;
@@ -625,8 +700,13 @@ struct ring_slot {
 /// small ring (a channel per call, a one-slot hand-off) is not a stream:
 /// there the padding would only make every channel 240 bytes bigger, so
 /// its words sit side by side.
+///
+/// A padded ring also keeps its channel's home worker (detail/affinity.hpp)
+/// in the second line of the head's pair: a word written once and then only
+/// read, and only after a lost race.
 struct ring_layout {
     static constexpr std::size_t padded_from = 16;  // capacity
+    static constexpr std::size_t home_offset = 64;  // padded rings only
     static std::size_t tail_offset(std::size_t capacity) noexcept { return capacity >= padded_from ? 128 : 8; }
     static std::size_t header_bytes(std::size_t capacity) noexcept { return 2 * tail_offset(capacity); }
 };
@@ -679,6 +759,8 @@ public:
         auto* block = static_cast<unsigned char*>(owns_block_ ? allocate_block<T>(bytes_for<T>(capacity)) : inline_block);
         head_ = ::new (static_cast<void*>(block)) std::atomic<std::uint64_t>(0);
         tail_ = ::new (static_cast<void*>(block + ring_layout::tail_offset(capacity))) std::atomic<std::uint64_t>(0);
+        if (capacity >= ring_layout::padded_from)
+            ::new (static_cast<void*>(block + ring_layout::home_offset)) std::atomic<void*>(nullptr);
         slots_ = block + slots_offset<T>(capacity);
         capacity_ = capacity;
         gate_ = 1;
@@ -720,7 +802,7 @@ public:
                     slot.stamp.store(pos + 1, std::memory_order_release);
                     return ring_result::done;
                 }
-                contention_backoff(round);
+                lost_race(round);
                 continue;  // `word` now holds the current tail
             }
             if (stamp + one_lap() == pos + 1) {  // the slot still holds the last lap's value
@@ -754,7 +836,7 @@ public:
                     slot.stamp.store(pos + one_lap(), std::memory_order_release);
                     return ring_result::done;
                 }
-                contention_backoff(round);
+                lost_race(round);
                 continue;
             }
             if (stamp == pos) {  // nothing written at `pos` yet
@@ -842,6 +924,18 @@ private:
     /// 2^8 pauses (about 6 microseconds here): in W3, caps of 6, 8, 10 and
     /// 13 measured 60, 57, 55 and 56 ns a message (docs/performance.md).
     static void contention_backoff(int round) noexcept { backoff_pause(round, 8); }
+
+    /// After a lost CAS: records it for contention affinity (a padded ring
+    /// only: a small one is a hand-off, not a stream two workers share),
+    /// then backs off.
+    void lost_race(int round) const noexcept {
+        if (capacity_ >= ring_layout::padded_from) note_contention(home());
+        contention_backoff(round);
+    }
+    std::atomic<void*>& home() const noexcept {
+        return *std::launder(reinterpret_cast<std::atomic<void*>*>(reinterpret_cast<unsigned char*>(head_) +
+                                                                  ring_layout::home_offset));
+    }
 
     static bool wait_a_little(int round, bool privileged) noexcept {
         if (!privileged && round >= 4) return false;
@@ -6095,8 +6189,13 @@ private:
 //   queue. At most half of the workers search at once (`searching_`), and a
 //   post only wakes a sleeping worker if nobody is searching already, so a
 //   burst of posts wakes one thread, not all of them.
+// * Contention affinity. Goroutines that lose races on the same buffered
+//   channel from different workers gather on the channel's home worker, in
+//   its affinity queue, which other workers leave alone while it is served
+//   (detail/affinity.hpp, requeue_by_affinity; docs/runtime.md).
 // * Parking. An idle worker sleeps on its own futex (detail/parker.hpp); an
-//   idle pool uses no CPU.
+//   idle pool uses no CPU. While another worker's affinity queue holds
+//   goroutines, an idle worker wakes every millisecond to look at it.
 // * I/O and timers (Go's netpoller). The pool owns a poller (poller.hpp),
 //   which also holds the timers of the pool's goroutines. While fds are
 //   registered or timers pending, a worker that runs out of work first
@@ -6140,6 +6239,124 @@ private:
 #include <thread>
 #include <vector>
 
+
+// ---- begin csp/detail/affinity_queue.hpp ----
+// csp/detail/affinity_queue.hpp - a worker's queue of goroutines kept on it
+// by contention affinity (detail/affinity.hpp).
+//
+// A FIFO under a spin lock: any worker may push (a goroutine moving to its
+// channel's home worker), the owner pops, and another worker takes entries
+// only when the owner has stopped serving the queue (see
+// work_stealing_pool::steal_starving_affine). It is touched once per
+// resumption of a goroutine that lives here (a push when it yields, a pop
+// when it runs again), never per channel operation, so a lock costs
+// nothing that matters. The ring grows when full and never shrinks: no
+// allocation in steady state.
+//
+// A thief may take entries when the owner did not serve the queue during
+// the thief's search pause, or when the owner's turns have lately been long
+// (`long_turn_ns`, a running average of the time between its pops): then
+// the goroutines compute more than they fight over a channel, and a second
+// core is worth more to them than a shared cache. Measured on a fan-out of
+// compute consumers (docs/performance.md): without that rule a busy pool
+// kept them all on one worker.
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <coroutine>
+#include <cstdint>
+#include <mutex>
+
+
+namespace csp::detail {
+
+class affinity_queue {
+public:
+    struct entry {
+        std::coroutine_handle<> handle;
+        std::uint8_t quiet_turns = 0;  ///< resumptions since it last lost a race
+    };
+
+    void push(entry e) {
+        std::lock_guard lock(mu_);
+        if (entries_.empty()) last_pop_ns_ = 0;  // an empty spell is not a turn
+        if (entries_.full()) entries_.grow();
+        entries_.emplace_back(e);
+        // seq_cst: publishes the entry for the pool's wake-up protocol (a
+        // worker about to sleep looks at this size after it registers idle).
+        size_.store(std::uint32_t(entries_.size()), std::memory_order_seq_cst);
+    }
+
+    /// The oldest entry, if any (for the owner).
+    bool pop(entry& out) {
+        if (size_.load(std::memory_order_relaxed) == 0) return false;
+        std::lock_guard lock(mu_);
+        if (entries_.empty()) return false;
+        out = entries_.pop_front();
+        note_taken();
+        note_turn();
+        return true;
+    }
+
+    /// How many times entries were taken: a thief that sees the same count
+    /// before and after a pause knows the owner did not serve the queue
+    /// meanwhile.
+    std::uint64_t served() const noexcept { return served_.load(std::memory_order_relaxed); }
+
+    /// For another worker: moves up to half of the entries (at most
+    /// `limit`, at least one) to `sink`, if the queue has entries and has not
+    /// been served since served() returned `seen`. True if it moved any.
+    template <class Sink>
+    bool take_unserved(std::uint64_t seen, std::uint32_t limit, Sink&& sink) {
+        if (size_.load(std::memory_order_relaxed) == 0 || limit == 0) return false;
+        auto stealable = [&] { return served() == seen || long_turns(); };
+        if (!stealable()) return false;
+        std::lock_guard lock(mu_);
+        if (entries_.empty() || !stealable()) return false;
+        std::size_t n = std::min<std::size_t>((entries_.size() + 1) / 2, limit);
+        for (std::size_t i = 0; i < n; ++i) sink(entries_.pop_front().handle);
+        note_taken();
+        return true;
+    }
+
+    /// True if the goroutines here have lately run for `long_turn_ns` or
+    /// more between two pops: they compute more than they fight over a
+    /// channel, and two workers are worth more to them than one cache.
+    bool long_turns() const noexcept { return mean_turn_ns_.load(std::memory_order_relaxed) >= long_turn_ns; }
+    static constexpr std::int64_t long_turn_ns = 30'000;
+
+    /// Entries queued (a snapshot; seq_cst for the wake-up protocol).
+    std::uint32_t size() const noexcept { return size_.load(std::memory_order_seq_cst); }
+
+private:
+    static std::int64_t now_ns() noexcept { return std::chrono::steady_clock::now().time_since_epoch().count(); }
+
+    /// The owner's pops are one turn apart: a running average (weight 1/8)
+    /// of the time between them says how long the goroutines here run.
+    /// Under mu_.
+    void note_turn() noexcept {
+        const std::int64_t now = now_ns();
+        const std::int64_t mean = mean_turn_ns_.load(std::memory_order_relaxed);
+        if (last_pop_ns_ != 0) mean_turn_ns_.store(mean + (now - last_pop_ns_ - mean) / 8, std::memory_order_relaxed);
+        last_pop_ns_ = now;
+    }
+
+    void note_taken() noexcept {  // under mu_: the only writer of these
+        size_.store(std::uint32_t(entries_.size()), std::memory_order_relaxed);
+        served_.store(served_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    }
+
+    spin_mutex mu_;
+    ring_buffer<entry> entries_;  // guarded by mu_
+    std::atomic<std::uint32_t> size_{0};
+    std::atomic<std::uint64_t> served_{0};
+    std::int64_t last_pop_ns_ = 0;              // guarded by mu_; 0: none since empty
+    std::atomic<std::int64_t> mean_turn_ns_{0};  // written by the owner
+};
+
+}  // namespace csp::detail
+// ---- end csp/detail/affinity_queue.hpp ----
 
 // ---- begin csp/detail/local_queue.hpp ----
 // csp/detail/local_queue.hpp - a worker's bounded run queue: one owner, many thieves.
@@ -6388,7 +6605,10 @@ public:
           deadlock_report_(std::move(detection.report)),
           deadlock_grace_(detection.grace) {
         idle_.reserve(workers_.size());
-        for (std::size_t i = 0; i < workers_.size(); ++i) workers_[i].index = i;
+        for (std::size_t i = 0; i < workers_.size(); ++i) {
+            workers_[i].index = i;
+            workers_[i].affine_seen.resize(workers_.size());
+        }
         for (auto& w : workers_) w.thread = std::thread([this, &w] { run_worker(w); });
     }
 
@@ -6420,6 +6640,10 @@ public:
         if (w && w->pool == this) {
             std::coroutine_handle<> displaced = std::exchange(w->runnext, h);
             if (!displaced) return;  // the worker runs it when the current goroutine suspends
+            if (detail::resumed_from_affinity()) {
+                keep_by_affinity(*w, displaced);
+                return;
+            }
             push_local(*w, displaced);
         } else {
             push_global(h, /*from_outside=*/true);
@@ -6444,9 +6668,14 @@ public:
     /// every budget yield used to pass them through the global queue, whose
     /// lock both workers took, and dealt them out to the two workers at
     /// random (docs/runtime.md).
+    ///
+    /// A goroutine that lost races on a channel to another worker in this
+    /// resumption goes to the channel's home worker instead, and stays on
+    /// its worker while it keeps yielding (requeue_by_affinity).
     void post_yield(std::coroutine_handle<> h) {
         worker* w = current_worker();
         bool from_outside = !(w && w->pool == this);
+        if (!from_outside && requeue_by_affinity(*w, h)) return;  // (not inlined)
         if (!from_outside && w->queue.push_oldest(h)) return;
         push_global(h, from_outside);
         if (from_outside) notify_work();
@@ -6487,13 +6716,23 @@ public:
     /// waits `steal_patience` before taking them (see wait_for_a_batch).
     static constexpr std::uint32_t min_steal_batch = detail::local_queue::capacity / 4;
     static constexpr std::chrono::microseconds steal_patience{4};
+    /// Contention affinity (detail/affinity.hpp): a yield after this many
+    /// lost races in one resumption moves the goroutine to its channel's
+    /// home worker; it stays in that worker's affinity queue for up to
+    /// `affinity_quiet_limit` resumptions in a row without a lost race.
+    static constexpr int contended_losses = 4;
+    static constexpr std::uint8_t affinity_quiet_limit = 32;
+    static constexpr std::int64_t affinity_notify_interval_ns = 1'000'000;
 
 private:
     struct alignas(64) worker {
         detail::local_queue queue;
+        detail::affinity_queue affine;    // see requeue_by_affinity
+        std::vector<std::uint64_t> affine_seen;  // owner only: see note_affine_progress
         std::coroutine_handle<> runnext;  // owner only
         std::uint32_t tick = 0;           // owner only
         std::int64_t oldest_served_ns = 0;  // owner only: see take_starving_oldest
+        std::int64_t affinity_notified_ns = 0;  // owner only: see notify_for_affinity
         bool searching = false;           // owner only: counted in searching_
         bool idle = false;                // guarded by idle_mu_
         poller::event_batch* io_events = nullptr;  // owner only: where park() harvests I/O
@@ -6514,6 +6753,7 @@ private:
         w.io_events = &events;
         w.pool = this;
         set_current_worker(&w);
+        detail::set_affinity_self(&w);
         detail::current_executor_scope scope(*this);
         detail::finish_resumption();  // a full budget for the first
         while (std::coroutine_handle<> h = find_work(w)) {
@@ -6521,6 +6761,7 @@ private:
             if (detail::finish_resumption()) after_goroutine_ended(w);
         }
         set_current_worker(nullptr);
+        detail::set_affinity_self(nullptr);
     }
 
     /// A goroutine that ends just after waking another (a child sending its
@@ -6582,11 +6823,134 @@ private:
         return first;
     }
 
-    bool any_work_visible() const noexcept {
+    /// Work that `self` (or, given nullptr, any worker) could run: the
+    /// global queue, every local queue, and its own affinity queue (or all
+    /// of them). Another worker's affinity queue is not work for `self`:
+    /// its owner serves it, or `self` takes it only after a search.
+    bool any_work_visible(const worker* self = nullptr) const noexcept {
         if (global_size_.load(std::memory_order_seq_cst) != 0) return true;
-        for (const auto& w : workers_)
+        for (const auto& w : workers_) {
             if (!w.queue.empty()) return true;
+            if ((!self || self == &w) && w.affine.size() != 0) return true;
+        }
         return false;
+    }
+
+    // ---- contention affinity ----
+
+    /// For a yield: if this resumption lost races on a buffered channel
+    /// (`contended_losses` or more), queues `h` on the channel's home worker
+    /// (detail/affinity.hpp), waking it if it sleeps; if it was resumed from
+    /// this worker's affinity queue, back there, until it has had
+    /// `affinity_quiet_limit` resumptions in a row without a lost race (a
+    /// goroutine that stopped fighting over a channel becomes stealable
+    /// again). False: an ordinary yield.
+    [[gnu::noinline]] bool requeue_by_affinity(worker& w, std::coroutine_handle<> h) {
+        const detail::contention_record seen = detail::read_contention();
+        worker* home = nullptr;
+        std::uint8_t quiet = 0;
+        if (seen.losses >= contended_losses) {
+            home = worker_at(seen.home);  // a home in another pool counts as none
+            if (!home) home = &w;
+        } else if (seen.from_affinity && seen.quiet_turns + 1 < affinity_quiet_limit) {
+            home = &w;
+            quiet = std::uint8_t(seen.quiet_turns + 1);
+        } else {
+            return false;
+        }
+        home->affine.push({h, quiet});
+        if (home != &w) wake_if_idle(*home);
+        else notify_for_affinity(w);
+        return true;
+    }
+
+    /// A goroutine woken by one that lives in the affinity queue shares its
+    /// channel (a partner on the other end, or a peer that parked on the
+    /// same end): it joins the waker's worker there instead of the local
+    /// queue, where another worker would take it back to the contended
+    /// channel. (The one it displaced from the run-next slot is meant.)
+    [[gnu::noinline]] void keep_by_affinity(worker& w, std::coroutine_handle<> h) {
+        w.affine.push({h, 0});
+        notify_for_affinity(w);
+    }
+
+    /// After a push into the worker's own affinity queue: wakes an idle
+    /// worker, at most once per `affinity_notify_interval_ns`. That worker
+    /// takes nothing while this one keeps serving the queue (try_steal), but
+    /// if this one runs something long (a goroutine that computes or never
+    /// yields), it takes half of the queue instead of leaving it waiting. A
+    /// wake-up per push would cost a futex call every few microseconds on a
+    /// busy channel; this bounds the wait of a kept goroutine instead.
+    void notify_for_affinity(worker& w) {
+        if (idle_count_.load(std::memory_order_seq_cst) == 0) return;
+        const std::int64_t now = detail::coarse_now_ns();
+        if (now - w.affinity_notified_ns < affinity_notify_interval_ns) return;
+        w.affinity_notified_ns = now;
+        notify_work();
+    }
+
+    bool others_hold_affine(const worker& self) const noexcept {
+        for (const auto& w : workers_)
+            if (&w != &self && w.affine.size() != 0) return true;
+        return false;
+    }
+
+    /// The worker of this pool at `p`, or nullptr (no dereference: `p` may
+    /// name a worker of a pool that is gone).
+    worker* worker_at(const void* p) noexcept {
+        for (auto& w : workers_)
+            if (static_cast<const void*>(&w) == p) return &w;
+        return nullptr;
+    }
+
+    /// The oldest entry of the worker's affinity queue, marked for the yield
+    /// that will follow its resumption.
+    std::coroutine_handle<> take_affine(worker& w) {
+        detail::affinity_queue::entry e;
+        if (!w.affine.pop(e)) return {};
+        detail::note_resumed_from_affinity(e.quiet_turns);
+        return e.handle;
+    }
+
+    /// For a searching worker, before and after its pause (try_steal): the
+    /// entries of an affinity queue whose owner did not serve it during the
+    /// pause (it runs a goroutine that does not yield, or one that runs
+    /// long) are not left waiting while this worker has nothing to do. Up
+    /// to half of them move to this worker's local queue; it runs the first.
+    void note_affine_progress(worker& w) {
+        for (std::size_t i = 0; i < workers_.size(); ++i) w.affine_seen[i] = workers_[i].affine.served();
+    }
+    std::coroutine_handle<> steal_unserved_affine(worker& w) {
+        for (std::size_t i = 0; i < workers_.size(); ++i) {
+            if (&workers_[i] == &w) continue;
+            std::coroutine_handle<> first;
+            const auto room = std::uint32_t(detail::local_queue::capacity - w.queue.size());
+            workers_[i].affine.take_unserved(w.affine_seen[i], room, [&](std::coroutine_handle<> h) {
+                if (!first) first = h;
+                else w.queue.push(h);
+            });
+            if (first) return first;
+        }
+        return {};
+    }
+
+    /// Wakes `target` if it sleeps (after work was queued for it alone). The
+    /// same protocol as notify_work: the push published the work (seq_cst)
+    /// before this load of idle_count_.
+    void wake_if_idle(worker& target) {
+        if (idle_count_.load(std::memory_order_seq_cst) == 0) return;
+        bool in_poller = false;
+        {
+            std::lock_guard lock(idle_mu_);
+            if (!target.idle) return;
+            in_poller = polling_worker_ == &target;
+            if (!in_poller) idle_.erase(std::find(idle_.begin(), idle_.end(), &target));
+            target.idle = false;
+            idle_count_.fetch_sub(1, std::memory_order_seq_cst);
+            searching_.fetch_add(1, std::memory_order_seq_cst);  // it wakes up searching (leave_idle)
+        }
+        if (in_poller) poller_.interrupt();
+        else target.parker.unpark();
     }
 
     // ---- the scheduling loop ----
@@ -6622,10 +6986,12 @@ private:
         if (++w.tick % global_poll_interval == 0) {
             if (!someone_in_epoll_.load(std::memory_order_relaxed)) poll_io(w);
             if (auto h = pop_global(w)) return h;
+            if (auto h = take_affine(w)) return h;
             if (auto h = take_starving_oldest(w)) return h;
         }
         if (w.runnext) return std::exchange(w.runnext, {});
         if (auto h = w.queue.pop_newest()) return h;
+        if (auto h = take_affine(w)) return h;
         return pop_global(w);
     }
 
@@ -6659,7 +7025,10 @@ private:
             w.searching = true;
         }
         for (int round = 0; round < 4; ++round) {
-            if (round == 3) wait_without_looking();
+            if (round == 3) {
+                note_affine_progress(w);
+                wait_without_looking();
+            }
             std::size_t start = detail::random_below(std::uint32_t(n));
             for (std::size_t i = 0; i < n; ++i) {
                 worker& victim = workers_[(start + i) % n];
@@ -6669,7 +7038,7 @@ private:
             }
             if (auto h = pop_global(w)) return h;
         }
-        return {};
+        return steal_unserved_affine(w);
     }
 
     /// Before its last look, a searcher that found nothing waits for
@@ -6750,9 +7119,18 @@ private:
             idle_count_.fetch_add(1, std::memory_order_seq_cst);
         }
         w.io_events->count = 0;
-        if (!any_work_visible() && !stopping_.load(std::memory_order_seq_cst)) {
-            if (as_poller) poller_.wait(*w.io_events, std::chrono::nanoseconds(-1));
+        if (!any_work_visible(&w) && !stopping_.load(std::memory_order_seq_cst)) {
+            // Goroutines kept in another worker's affinity queue are not ours
+            // to take unless that worker stops serving them (try_steal), and
+            // their pushes wake us at most once per interval
+            // (notify_for_affinity): while there are any, look again after
+            // that interval instead of sleeping until a post.
+            const std::chrono::nanoseconds timeout = others_hold_affine(w)
+                                                         ? std::chrono::nanoseconds(affinity_notify_interval_ns)
+                                                         : std::chrono::nanoseconds(-1);
+            if (as_poller) poller_.wait(*w.io_events, timeout);
             else if (deadlock_report_ && looks_deadlocked()) watch_for_deadlock(w);
+            else if (timeout.count() > 0) w.parker.park_for(timeout);
             else w.parker.park();
         }
         leave_idle(w);

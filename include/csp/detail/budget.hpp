@@ -14,6 +14,8 @@
 // rule, after_goroutine_ended, reads it).
 #pragma once
 
+#include "affinity.hpp"
+
 namespace csp::detail {
 
 inline constexpr int budget_per_resumption = 128;
@@ -37,6 +39,7 @@ inline thread_local bool goroutine_ended_here = false;
 /// One call where there would be two (work_stealing_pool::run_worker).
 [[gnu::noinline]] inline bool finish_resumption() noexcept {
     budget_left = budget_per_resumption;
+    current_contention = {};
     bool ended = goroutine_ended_here;
     goroutine_ended_here = false;
     return ended;

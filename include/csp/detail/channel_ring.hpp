@@ -56,6 +56,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "affinity.hpp"
 #include "frame_allocator.hpp"
 #include "spin_mutex.hpp"
 
@@ -84,8 +85,13 @@ struct ring_slot {
 /// small ring (a channel per call, a one-slot hand-off) is not a stream:
 /// there the padding would only make every channel 240 bytes bigger, so
 /// its words sit side by side.
+///
+/// A padded ring also keeps its channel's home worker (detail/affinity.hpp)
+/// in the second line of the head's pair: a word written once and then only
+/// read, and only after a lost race.
 struct ring_layout {
     static constexpr std::size_t padded_from = 16;  // capacity
+    static constexpr std::size_t home_offset = 64;  // padded rings only
     static std::size_t tail_offset(std::size_t capacity) noexcept { return capacity >= padded_from ? 128 : 8; }
     static std::size_t header_bytes(std::size_t capacity) noexcept { return 2 * tail_offset(capacity); }
 };
@@ -138,6 +144,8 @@ public:
         auto* block = static_cast<unsigned char*>(owns_block_ ? allocate_block<T>(bytes_for<T>(capacity)) : inline_block);
         head_ = ::new (static_cast<void*>(block)) std::atomic<std::uint64_t>(0);
         tail_ = ::new (static_cast<void*>(block + ring_layout::tail_offset(capacity))) std::atomic<std::uint64_t>(0);
+        if (capacity >= ring_layout::padded_from)
+            ::new (static_cast<void*>(block + ring_layout::home_offset)) std::atomic<void*>(nullptr);
         slots_ = block + slots_offset<T>(capacity);
         capacity_ = capacity;
         gate_ = 1;
@@ -179,7 +187,7 @@ public:
                     slot.stamp.store(pos + 1, std::memory_order_release);
                     return ring_result::done;
                 }
-                contention_backoff(round);
+                lost_race(round);
                 continue;  // `word` now holds the current tail
             }
             if (stamp + one_lap() == pos + 1) {  // the slot still holds the last lap's value
@@ -213,7 +221,7 @@ public:
                     slot.stamp.store(pos + one_lap(), std::memory_order_release);
                     return ring_result::done;
                 }
-                contention_backoff(round);
+                lost_race(round);
                 continue;
             }
             if (stamp == pos) {  // nothing written at `pos` yet
@@ -301,6 +309,18 @@ private:
     /// 2^8 pauses (about 6 microseconds here): in W3, caps of 6, 8, 10 and
     /// 13 measured 60, 57, 55 and 56 ns a message (docs/performance.md).
     static void contention_backoff(int round) noexcept { backoff_pause(round, 8); }
+
+    /// After a lost CAS: records it for contention affinity (a padded ring
+    /// only: a small one is a hand-off, not a stream two workers share),
+    /// then backs off.
+    void lost_race(int round) const noexcept {
+        if (capacity_ >= ring_layout::padded_from) note_contention(home());
+        contention_backoff(round);
+    }
+    std::atomic<void*>& home() const noexcept {
+        return *std::launder(reinterpret_cast<std::atomic<void*>*>(reinterpret_cast<unsigned char*>(head_) +
+                                                                  ring_layout::home_offset));
+    }
 
     static bool wait_a_little(int round, bool privileged) noexcept {
         if (!privileged && round >= 4) return false;
