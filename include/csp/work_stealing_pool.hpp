@@ -149,7 +149,7 @@ public:
         if (w && w->pool == this) {
             std::coroutine_handle<> displaced = std::exchange(w->runnext, h);
             if (!displaced) return;  // the worker runs it when the current goroutine suspends
-            if (detail::resumed_from_affinity()) {
+            if (w->running_affine) {
                 keep_by_affinity(*w, displaced);
                 return;
             }
@@ -236,12 +236,11 @@ public:
 private:
     struct alignas(64) worker {
         detail::local_queue queue;
-        detail::affinity_queue affine;    // see requeue_by_affinity
-        std::vector<std::uint64_t> affine_seen;  // owner only: see note_affine_progress
         std::coroutine_handle<> runnext;  // owner only
         std::uint32_t tick = 0;           // owner only
+        bool running_affine = false;      // owner only: the current goroutine came from `affine`
+        std::uint8_t running_quiet = 0;   // owner only: and had this many quiet turns
         std::int64_t oldest_served_ns = 0;  // owner only: see take_starving_oldest
-        std::int64_t affinity_notified_ns = 0;  // owner only: see notify_for_affinity
         bool searching = false;           // owner only: counted in searching_
         bool idle = false;                // guarded by idle_mu_
         poller::event_batch* io_events = nullptr;  // owner only: where park() harvests I/O
@@ -249,6 +248,11 @@ private:
         std::size_t index = 0;
         work_stealing_pool* pool = nullptr;
         std::thread thread;
+        // Contention affinity, on lines of their own: other workers read
+        // the queue's counters when they search.
+        alignas(64) detail::affinity_queue affine;  // see requeue_by_affinity
+        std::vector<std::uint64_t> affine_seen;     // owner only: see note_affine_progress
+        std::int64_t affinity_notified_ns = 0;      // owner only: see notify_for_affinity
     };
 
     // The worker running on this thread, if any. Read through a non-inlined
@@ -267,6 +271,7 @@ private:
         detail::finish_resumption();  // a full budget for the first
         while (std::coroutine_handle<> h = find_work(w)) {
             h.resume();
+            w.running_affine = false;
             if (detail::finish_resumption()) after_goroutine_ended(w);
         }
         set_current_worker(nullptr);
@@ -361,9 +366,9 @@ private:
         if (seen.losses >= contended_losses) {
             home = worker_at(seen.home);  // a home in another pool counts as none
             if (!home) home = &w;
-        } else if (seen.from_affinity && seen.quiet_turns + 1 < affinity_quiet_limit) {
+        } else if (w.running_affine && w.running_quiet + 1 < affinity_quiet_limit) {
             home = &w;
-            quiet = std::uint8_t(seen.quiet_turns + 1);
+            quiet = std::uint8_t(w.running_quiet + 1);
         } else {
             return false;
         }
@@ -417,7 +422,8 @@ private:
     std::coroutine_handle<> take_affine(worker& w) {
         detail::affinity_queue::entry e;
         if (!w.affine.pop(e)) return {};
-        detail::note_resumed_from_affinity(e.quiet_turns);
+        w.running_affine = true;
+        w.running_quiet = e.quiet_turns;
         return e.handle;
     }
 

@@ -85,10 +85,8 @@ namespace csp::detail {
 
 /// What the current resumption has seen (reset by finish_resumption).
 struct contention_record {
-    int losses = 0;            ///< ring operations that lost a CAS race
-    void* home = nullptr;      ///< the home of the channel of the last loss
-    bool from_affinity = false;  ///< resumed from an affinity queue
-    std::uint8_t quiet_turns = 0;  ///< resumptions since its last contended one
+    int losses = 0;        ///< ring operations that lost a CAS race
+    void* home = nullptr;  ///< the home of the channel of the last loss
 };
 
 inline thread_local contention_record current_contention{};
@@ -110,14 +108,6 @@ inline thread_local void* affinity_self = nullptr;
     ++current_contention.losses;
     current_contention.home = owner;
 }
-
-/// For the pool, when it resumes a goroutine from an affinity queue.
-[[gnu::noinline]] inline void note_resumed_from_affinity(std::uint8_t quiet_turns) noexcept {
-    current_contention.from_affinity = true;
-    current_contention.quiet_turns = quiet_turns;
-}
-
-[[gnu::noinline]] inline bool resumed_from_affinity() noexcept { return current_contention.from_affinity; }
 
 /// For the pool's yield: what the resumption saw so far.
 [[gnu::noinline]] inline contention_record read_contention() noexcept { return current_contention; }
@@ -150,7 +140,7 @@ inline thread_local bool goroutine_ended_here = false;
 /// One call where there would be two (work_stealing_pool::run_worker).
 [[gnu::noinline]] inline bool finish_resumption() noexcept {
     budget_left = budget_per_resumption;
-    current_contention = {};
+    current_contention.losses = 0;  // (its `home` means nothing without losses)
     bool ended = goroutine_ended_here;
     goroutine_ended_here = false;
     return ended;
@@ -927,8 +917,9 @@ private:
 
     /// After a lost CAS: records it for contention affinity (a padded ring
     /// only: a small one is a hand-off, not a stream two workers share),
-    /// then backs off.
-    void lost_race(int round) const noexcept {
+    /// then backs off. Out of line, so that this slow path does not crowd
+    /// the operations' fast paths, which are inlined into every await.
+    [[gnu::noinline]] void lost_race(int round) const noexcept {
         if (capacity_ >= ring_layout::padded_from) note_contention(home());
         contention_backoff(round);
     }
@@ -6640,7 +6631,7 @@ public:
         if (w && w->pool == this) {
             std::coroutine_handle<> displaced = std::exchange(w->runnext, h);
             if (!displaced) return;  // the worker runs it when the current goroutine suspends
-            if (detail::resumed_from_affinity()) {
+            if (w->running_affine) {
                 keep_by_affinity(*w, displaced);
                 return;
             }
@@ -6727,12 +6718,11 @@ public:
 private:
     struct alignas(64) worker {
         detail::local_queue queue;
-        detail::affinity_queue affine;    // see requeue_by_affinity
-        std::vector<std::uint64_t> affine_seen;  // owner only: see note_affine_progress
         std::coroutine_handle<> runnext;  // owner only
         std::uint32_t tick = 0;           // owner only
+        bool running_affine = false;      // owner only: the current goroutine came from `affine`
+        std::uint8_t running_quiet = 0;   // owner only: and had this many quiet turns
         std::int64_t oldest_served_ns = 0;  // owner only: see take_starving_oldest
-        std::int64_t affinity_notified_ns = 0;  // owner only: see notify_for_affinity
         bool searching = false;           // owner only: counted in searching_
         bool idle = false;                // guarded by idle_mu_
         poller::event_batch* io_events = nullptr;  // owner only: where park() harvests I/O
@@ -6740,6 +6730,11 @@ private:
         std::size_t index = 0;
         work_stealing_pool* pool = nullptr;
         std::thread thread;
+        // Contention affinity, on lines of their own: other workers read
+        // the queue's counters when they search.
+        alignas(64) detail::affinity_queue affine;  // see requeue_by_affinity
+        std::vector<std::uint64_t> affine_seen;     // owner only: see note_affine_progress
+        std::int64_t affinity_notified_ns = 0;      // owner only: see notify_for_affinity
     };
 
     // The worker running on this thread, if any. Read through a non-inlined
@@ -6758,6 +6753,7 @@ private:
         detail::finish_resumption();  // a full budget for the first
         while (std::coroutine_handle<> h = find_work(w)) {
             h.resume();
+            w.running_affine = false;
             if (detail::finish_resumption()) after_goroutine_ended(w);
         }
         set_current_worker(nullptr);
@@ -6852,9 +6848,9 @@ private:
         if (seen.losses >= contended_losses) {
             home = worker_at(seen.home);  // a home in another pool counts as none
             if (!home) home = &w;
-        } else if (seen.from_affinity && seen.quiet_turns + 1 < affinity_quiet_limit) {
+        } else if (w.running_affine && w.running_quiet + 1 < affinity_quiet_limit) {
             home = &w;
-            quiet = std::uint8_t(seen.quiet_turns + 1);
+            quiet = std::uint8_t(w.running_quiet + 1);
         } else {
             return false;
         }
@@ -6908,7 +6904,8 @@ private:
     std::coroutine_handle<> take_affine(worker& w) {
         detail::affinity_queue::entry e;
         if (!w.affine.pop(e)) return {};
-        detail::note_resumed_from_affinity(e.quiet_turns);
+        w.running_affine = true;
+        w.running_quiet = e.quiet_turns;
         return e.handle;
     }
 

@@ -29,10 +29,8 @@ namespace csp::detail {
 
 /// What the current resumption has seen (reset by finish_resumption).
 struct contention_record {
-    int losses = 0;            ///< ring operations that lost a CAS race
-    void* home = nullptr;      ///< the home of the channel of the last loss
-    bool from_affinity = false;  ///< resumed from an affinity queue
-    std::uint8_t quiet_turns = 0;  ///< resumptions since its last contended one
+    int losses = 0;        ///< ring operations that lost a CAS race
+    void* home = nullptr;  ///< the home of the channel of the last loss
 };
 
 inline thread_local contention_record current_contention{};
@@ -54,14 +52,6 @@ inline thread_local void* affinity_self = nullptr;
     ++current_contention.losses;
     current_contention.home = owner;
 }
-
-/// For the pool, when it resumes a goroutine from an affinity queue.
-[[gnu::noinline]] inline void note_resumed_from_affinity(std::uint8_t quiet_turns) noexcept {
-    current_contention.from_affinity = true;
-    current_contention.quiet_turns = quiet_turns;
-}
-
-[[gnu::noinline]] inline bool resumed_from_affinity() noexcept { return current_contention.from_affinity; }
 
 /// For the pool's yield: what the resumption saw so far.
 [[gnu::noinline]] inline contention_record read_contention() noexcept { return current_contention; }

@@ -39,7 +39,7 @@ inline thread_local bool goroutine_ended_here = false;
 /// One call where there would be two (work_stealing_pool::run_worker).
 [[gnu::noinline]] inline bool finish_resumption() noexcept {
     budget_left = budget_per_resumption;
-    current_contention = {};
+    current_contention.losses = 0;  // (its `home` means nothing without losses)
     bool ended = goroutine_ended_here;
     goroutine_ended_here = false;
     return ended;

@@ -312,8 +312,9 @@ private:
 
     /// After a lost CAS: records it for contention affinity (a padded ring
     /// only: a small one is a hand-off, not a stream two workers share),
-    /// then backs off.
-    void lost_race(int round) const noexcept {
+    /// then backs off. Out of line, so that this slow path does not crowd
+    /// the operations' fast paths, which are inlined into every await.
+    [[gnu::noinline]] void lost_race(int round) const noexcept {
         if (capacity_ >= ring_layout::padded_from) note_contention(home());
         contention_backoff(round);
     }
