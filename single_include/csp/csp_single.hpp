@@ -71,8 +71,11 @@
 // cooperative budget spent, or csp::yield) after several such losses in
 // one resumption, work_stealing_pool re-queues it on the home worker's
 // affinity queue instead of its own local queue; goroutines there are not
-// stolen (unless their worker stops serving them), so contending
-// goroutines gather on one worker and stay there while they keep yielding.
+// stolen (unless their worker stops serving them, or its turns grow long:
+// detail/affinity_queue.hpp), so contending goroutines gather on one worker
+// and stay there while they keep yielding. The policy is in
+// work_stealing_pool (requeue_by_affinity); docs/runtime.md has the design
+// and the measurements.
 //
 // Everything here is per thread and per resumption, touched only through
 // non-inlined functions (like budget.hpp), so that no compiler caches a
