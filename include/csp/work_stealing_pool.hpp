@@ -421,7 +421,7 @@ private:
     /// that will follow its resumption.
     std::coroutine_handle<> take_affine(worker& w) {
         detail::affinity_queue::entry e;
-        if (!w.affine.pop(e)) return {};
+        if (!w.affine.pop(e, std::chrono::steady_clock::now().time_since_epoch().count())) return {};
         w.running_affine = true;
         w.running_quiet = e.quiet_turns;
         return e.handle;

@@ -115,8 +115,6 @@ inline thread_local void* affinity_self = nullptr;
 /// For the pool's yield: what the resumption saw so far.
 [[gnu::noinline]] inline contention_record read_contention() noexcept { return current_contention; }
 
-[[gnu::noinline]] inline void reset_contention() noexcept { current_contention = {}; }
-
 }  // namespace csp::detail
 // ---- end csp/detail/affinity.hpp ----
 
@@ -6257,7 +6255,6 @@ private:
 
 #include <algorithm>
 #include <atomic>
-#include <chrono>
 #include <coroutine>
 #include <cstdint>
 #include <mutex>
@@ -6282,14 +6279,16 @@ public:
         size_.store(std::uint32_t(entries_.size()), std::memory_order_seq_cst);
     }
 
-    /// The oldest entry, if any (for the owner).
-    bool pop(entry& out) {
+    /// The oldest entry, if any (for the owner), taken at `now_ns` (any
+    /// monotonic clock in nanoseconds, above zero: the pool passes the
+    /// steady clock, the tests a clock of their own).
+    bool pop(entry& out, std::int64_t now_ns) {
         if (size_.load(std::memory_order_relaxed) == 0) return false;
         std::lock_guard lock(mu_);
         if (entries_.empty()) return false;
         out = entries_.pop_front();
         note_taken();
-        note_turn();
+        note_turn(now_ns);
         return true;
     }
 
@@ -6324,13 +6323,10 @@ public:
     std::uint32_t size() const noexcept { return size_.load(std::memory_order_seq_cst); }
 
 private:
-    static std::int64_t now_ns() noexcept { return std::chrono::steady_clock::now().time_since_epoch().count(); }
-
     /// The owner's pops are one turn apart: a running average (weight 1/8)
     /// of the time between them says how long the goroutines here run.
     /// Under mu_.
-    void note_turn() noexcept {
-        const std::int64_t now = now_ns();
+    void note_turn(std::int64_t now) noexcept {
         const std::int64_t mean = mean_turn_ns_.load(std::memory_order_relaxed);
         if (last_pop_ns_ != 0) mean_turn_ns_.store(mean + (now - last_pop_ns_ - mean) / 8, std::memory_order_relaxed);
         last_pop_ns_ = now;
@@ -6344,6 +6340,11 @@ private:
     spin_mutex mu_;
     ring_buffer<entry> entries_;  // guarded by mu_
     std::atomic<std::uint32_t> size_{0};
+    // Memory orders. `size_` is stored seq_cst for the pool's wake-up
+    // protocol (push). `served_` and `mean_turn_ns_` are only hints for a
+    // thief's choice: a stale value makes it take a little early or late,
+    // never lose or duplicate an entry (every move of an entry happens under
+    // mu_), so they are relaxed; all three are written under mu_ only.
     std::atomic<std::uint64_t> served_{0};
     std::int64_t last_pop_ns_ = 0;              // guarded by mu_; 0: none since empty
     std::atomic<std::int64_t> mean_turn_ns_{0};  // written by the owner
@@ -6906,7 +6907,7 @@ private:
     /// that will follow its resumption.
     std::coroutine_handle<> take_affine(worker& w) {
         detail::affinity_queue::entry e;
-        if (!w.affine.pop(e)) return {};
+        if (!w.affine.pop(e, std::chrono::steady_clock::now().time_since_epoch().count())) return {};
         w.running_affine = true;
         w.running_quiet = e.quiet_turns;
         return e.handle;

@@ -59,6 +59,4 @@ inline thread_local void* affinity_self = nullptr;
 /// For the pool's yield: what the resumption saw so far.
 [[gnu::noinline]] inline contention_record read_contention() noexcept { return current_contention; }
 
-[[gnu::noinline]] inline void reset_contention() noexcept { current_contention = {}; }
-
 }  // namespace csp::detail
