@@ -421,10 +421,7 @@ public:
         return *this;
     }
     ~channel() {
-        // acq_rel: the last handle's owner must see every other owner's use
-        // of the state (their releases) before it destroys it.
-        if (state_ && state_->handles.fetch_sub(1, std::memory_order_acq_rel) == 1)
-            detail::channel_state<T>::destroy(state_);
+        if (state_ && release_handle()) detail::channel_state<T>::destroy(state_);
     }
 
     /// `co_await ch.send(std::move(v))`: moves from v only if the send happens.
@@ -497,6 +494,21 @@ private:
     template <class U>
     friend channel<U> make_channel(std::size_t);
     explicit channel(detail::channel_state<T>* s) noexcept : state_(s) {}  // adopts the count of 1
+
+    /// Gives up this handle's count; true if it was the last one.
+    bool release_handle() noexcept {
+        // The sole handle needs no read-modify-write: with a count of 1
+        // nobody else holds a handle, so nobody can copy one meanwhile (a
+        // copy needs a handle). A channel made for one exchange (a result
+        // channel per call, W8) usually dies this way, after the handles
+        // its goroutines held. acquire: the load reads the value of the
+        // other owners' decrements, whose release parts then make their use
+        // of the state happen-before its destruction.
+        if (state_->handles.load(std::memory_order_acquire) == 1) return true;
+        // acq_rel: the last handle's owner must see every other owner's use
+        // of the state (their releases) before it destroys it.
+        return state_->handles.fetch_sub(1, std::memory_order_acq_rel) == 1;
+    }
 
     detail::channel_state<T>* state_ = nullptr;  // owns one count of state_->handles
 };

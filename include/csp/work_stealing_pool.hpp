@@ -10,7 +10,7 @@
 //   woken by a send) runs next on the same worker, while its data is hot in
 //   cache. The previous occupant moves to the local queue. (If the waker
 //   then ends instead of waiting, the newest local entry runs first: see
-//   after_goroutine_ended.) From any other thread, post() goes to the
+//   sibling_of_ended.) From any other thread, post() goes to the
 //   global queue. Nothing allocates except the global queue when it grows.
 // * Order. The local queue runs newest first (detail/local_queue.hpp), so
 //   spawned children run depth-first on their parent's worker, as in Cilk
@@ -148,6 +148,7 @@ public:
         worker* w = current_worker();
         if (w && w->pool == this) {
             std::coroutine_handle<> displaced = std::exchange(w->runnext, h);
+            w->runnext_fresh = true;
             if (!displaced) return;  // the worker runs it when the current goroutine suspends
             if (w->running_affine) {
                 keep_by_affinity(*w, displaced);
@@ -238,6 +239,7 @@ private:
         detail::local_queue queue;
         std::coroutine_handle<> runnext;  // owner only
         std::uint32_t tick = 0;           // owner only
+        bool runnext_fresh = false;       // owner only: the current goroutine filled `runnext`
         bool running_affine = false;      // owner only: the current goroutine came from `affine`
         std::uint8_t running_quiet = 0;   // owner only: and had this many quiet turns
         std::int64_t oldest_served_ns = 0;  // owner only: see take_starving_oldest
@@ -269,16 +271,20 @@ private:
         detail::set_affinity_self(&w);
         detail::current_executor_scope scope(*this);
         detail::finish_resumption();  // a full budget for the first
-        while (std::coroutine_handle<> h = find_work(w)) {
+        std::coroutine_handle<> h = find_work(w);
+        while (h) {
+            w.runnext_fresh = false;
             h.resume();
             w.running_affine = false;
-            if (detail::finish_resumption()) after_goroutine_ended(w);
+            std::coroutine_handle<> sibling = detail::finish_resumption() ? sibling_of_ended(w) : nullptr;
+            h = sibling ? sibling : find_work(w);
         }
         set_current_worker(nullptr);
         detail::set_affinity_self(nullptr);
     }
 
-    /// A goroutine that ends just after waking another (a child sending its
+    /// What runs next after a goroutine ended, ahead of find_work's order:
+    /// a goroutine that ends just after waking another (a child sending its
     /// result to its parked parent) leaves the woken one in the run-next
     /// slot, ahead of the older work in the local queue (the child's
     /// sibling). The run-next slot is for a goroutine that the waker will
@@ -286,11 +292,19 @@ private:
     /// nothing, so the newest local entry runs first and the woken one
     /// right after it. In a fork/join tree the parent then finds both
     /// results ready instead of parking once per child.
-    void after_goroutine_ended(worker& w) {
-        if (!w.runnext) return;
-        std::coroutine_handle<> sibling = w.queue.pop_newest();
-        if (!sibling) return;
-        push_local(w, std::exchange(w.runnext, sibling));
+    ///
+    /// The woken one stays in the run-next slot meanwhile: if the sibling
+    /// wakes or spawns nothing, the woken one is taken from there, and the
+    /// swap costs one queue operation (a CAS) instead of three (moving the
+    /// woken one through the queue: W8 fib, where the sibling is a leaf in
+    /// a third of the calls). If the sibling does post something, the
+    /// woken one is displaced into the queue as usual. Only a run-next
+    /// slot that the ended goroutine filled counts (`runnext_fresh`): one
+    /// left from before is the woken goroutine of an earlier swap, which
+    /// must now run before any older entry.
+    std::coroutine_handle<> sibling_of_ended(worker& w) {
+        if (!w.runnext || !w.runnext_fresh) return {};
+        return w.queue.pop_newest();
     }
 
     // ---- queues ----
