@@ -35,8 +35,10 @@ template <class T>
 void start(executor_ref ex, task<T> t, const csp::source_location& origin) {
     if (!t.valid()) throw std::logic_error("csp::spawn: empty (moved-from) task");
     detail::origin_table::index where = detail::origin_table::intern(origin);  // may throw: before release
+    detail::goroutine_registry& registry = ex.goroutines();
+    detail::goroutine_node& node = registry.claim_node();  // may throw too
     auto h = t.release();
-    h.promise().detach_into(ex.goroutines(), h, where);
+    h.promise().detach_into(registry, h, node, where);
     ex.post(h);
 }
 

@@ -100,26 +100,25 @@ public:
     /// `registry`, frees its own frame when it ends and reports an escaping
     /// exception to the registry. One frame per goroutine, no wrapper.
     /// `origin` is interned (detail/origin_table.hpp).
-    void detach_into(goroutine_registry& registry, std::coroutine_handle<> self,
+    /// `node` is the slot the registry gave for it (claim_node).
+    void detach_into(goroutine_registry& registry, std::coroutine_handle<> self, goroutine_node& node,
                      origin_table::index origin) noexcept {
         child_.~child_state();  // not started yet: nothing to keep
-        new (&node_) goroutine_node();
         link_ = reinterpret_cast<std::uintptr_t>(&registry) | root_tag;
-        node_.set_frame(self);
-        node_.set_origin(origin);
-        registry.add(node_);
+        node_ = &node;
+        registry.add(node, self, origin);
     }
 
     /// The goroutine this task runs in (set on the root by detach_into and
     /// handed down to each awaited task), or null outside goroutines.
-    goroutine_node* goroutine() noexcept { return is_root() ? &node_ : child_.goroutine; }
+    goroutine_node* goroutine() noexcept { return is_root() ? node_ : child_.goroutine; }
     void set_goroutine(goroutine_node* g) noexcept { child_.goroutine = g; }  // awaited tasks are never roots
 
     task_promise_base() noexcept : child_() {}
     task_promise_base(const task_promise_base&) = delete;
     task_promise_base& operator=(const task_promise_base&) = delete;
     ~task_promise_base() {
-        if (is_root()) registry()->remove(node_);  // finished, or destroyed at shutdown
+        if (is_root()) registry()->remove(*node_);  // finished, or destroyed at shutdown
         else child_.~child_state();
     }
 
@@ -143,7 +142,7 @@ private:
     // A task is either the root of a goroutine (detach_into) or a task that
     // is awaited, and needs different things in each role; every goroutine
     // frame carries a promise, so the two share storage (SPEC §9, W6):
-    //   * a root: its registry (in link_, tagged) and the goroutine's node;
+    //   * a root: its registry (in link_, tagged) and its slot there;
     //     nobody awaits it, so no continuation and no stored exception;
     //   * an awaited task: its continuation (in link_), the exception for
     //     its awaiter and the goroutine of that awaiter (child_state).
@@ -151,7 +150,6 @@ private:
         std::exception_ptr error;
         goroutine_node* goroutine = nullptr;
     };
-    static_assert(std::is_trivially_destructible_v<goroutine_node>);
 
     static constexpr std::uintptr_t root_tag = 1;  // registries are aligned: bit 0 is free
     bool is_root() const noexcept { return link_ & root_tag; }
@@ -160,7 +158,7 @@ private:
     std::uintptr_t link_ = 0;  // a root: its registry | root_tag; otherwise the continuation's address, or 0
     union {
         child_state child_;  // not a root
-        goroutine_node node_;  // a root
+        goroutine_node* node_;  // a root: its slot in the registry
     };
 #if !CSP_DETAIL_TAIL_CALLS
     std::atomic<bool> awaiter_suspended_{false};

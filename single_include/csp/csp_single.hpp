@@ -1034,7 +1034,28 @@ private:
 // Every registry is on one process-wide list (registry_list below) for as
 // long as it exists, so that csp::dump() can show the goroutines of every
 // executor: pools, run_loops, the loops of sync_wait. Lock order: the list's
-// lock, then a registry's lock; nothing takes them the other way round.
+// lock, then a registry's locks; nothing takes them the other way round.
+//
+// Starting and ending a goroutine costs no lock and no atomic
+// read-modify-write (an earlier design linked each goroutine into a
+// spin-locked list: two locked instructions a goroutine, about 13% of W8's
+// time on one worker). Each goroutine takes a *slot* (goroutine_node) from
+// its registry; the slot holds the goroutine's id, origin, frame and wait
+// record, and the frame holds a pointer to its slot.
+//   * Slots live in slabs that the registry frees only when it is
+//     destroyed, so a dump can read any slot while goroutines start and
+//     end on other threads: it reads the id, the wait record, and the id
+//     again, and keeps what it read if the id did not change (ids are never
+//     reused). Shutdown and dumps walk the slabs.
+//   * Free slots sit in per-thread caches (node_cache: one registry's slots
+//     at a time, the one the thread last started goroutines on) and move
+//     between threads in batches of 64 through the registry's depot, under
+//     a mutex: a worker that runs what another starts sends the slots back
+//     to it once a batch, as frames travel in frame_allocator.hpp.
+//   * A cache may outlive its registry: it is tagged with the registry's
+//     uid, never reused, and a thread that finds its cache's registry gone
+//     (registry_list::give_back) just forgets the slots, which went with
+//     the slabs.
 
 #include <algorithm>
 #include <array>
@@ -1045,6 +1066,7 @@ private:
 #include <cstdio>
 #include <exception>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <typeinfo>
@@ -1134,11 +1156,15 @@ struct wait_snapshot {
     bool torn = false;          ///< the goroutine kept changing while we read it
 };
 
-/// The record itself: 28 bytes of data, in a 32-byte object whose last 4
-/// bytes goroutine_node reuses (it is a non-POD, so its tail padding can hold
-/// a [[no_unique_address]] neighbour's fields). It is kept small because
-/// every goroutine carries one (SPEC §9, W6): the kind is one pointer to a
-/// static descriptor, the count and the park time are 32 bits each.
+/// The record itself: three words, because every goroutine carries one
+/// (SPEC §9, W6). The kind is one pointer to a static descriptor; the
+/// object's address (48 bits: a user-space address on x86-64 and on aarch64
+/// Linux) shares a word with the count's low 16 bits; the park time (32 bits
+/// of milliseconds), the count's high 16 bits and a 16-bit sequence number
+/// share the third. A change is a seqlock write: the sequence is made odd,
+/// the fields are stored, then the third word is stored whole with the new
+/// time, count and even sequence; a reader keeps what it read only if the
+/// third word was the same, and even, before and after.
 class goroutine_wait {
 public:
     goroutine_wait() noexcept = default;
@@ -1146,18 +1172,23 @@ public:
     /// Records a wait. Called by the goroutine itself. A count beyond 32
     /// bits (a channel capacity over 4 billion) is recorded as 2^32 - 1.
     void set(const wait_kind& kind, const void* object, std::size_t count) noexcept {
-        auto count32 = static_cast<std::uint32_t>(count > UINT32_MAX ? UINT32_MAX : count);
-        write([&] {
-            object_.store(object, std::memory_order_release);
-            count_.store(count32, std::memory_order_release);
-            since_ms_.store(coarse_now_ms32(), std::memory_order_release);
+        const std::uint64_t count32 = count > UINT32_MAX ? UINT32_MAX : count;
+        const std::uint64_t address = reinterpret_cast<std::uintptr_t>(object) & address_mask;
+        write(std::uint64_t(coarse_now_ms32()) << 32 | (count32 >> 16) << 16, [&] {
+            object_count_.store(address | (count32 & 0xffff) << 48, std::memory_order_release);
             kind_.store(&kind, std::memory_order_release);
         });
     }
 
     /// Clears the wait. Called by the goroutine itself.
     void clear() noexcept {
-        write([&] { kind_.store(nullptr, std::memory_order_release); });
+        write(0, [&] { kind_.store(nullptr, std::memory_order_release); });
+    }
+
+    /// Clears the wait if one is recorded (a goroutine destroyed while
+    /// parked). Called by the goroutine's owner: nobody writes it meanwhile.
+    void clear_if_set() noexcept {
+        if (kind_.load(std::memory_order_relaxed)) clear();
     }
 
     /// Reads the record consistently; from any thread.
@@ -1165,25 +1196,23 @@ public:
         for (int attempt = 0; attempt < 1000; ++attempt) {
             // acquire: if the sequence is even and from the writer's last
             // store, the field stores before it are visible to the loads below.
-            std::uint32_t before = seq_.load(std::memory_order_acquire);
+            const std::uint64_t before = stamp_.load(std::memory_order_acquire);
             if (before & 1) {
                 std::this_thread::yield();  // a write is in progress: a few stores, let it finish
                 continue;
             }
             // acquire on each field: a field value from a newer write makes
             // that write's odd sequence store visible, so the check below
-            // fails; acquire also keeps the final sequence load after these.
+            // fails; acquire also keeps the final load after these.
             const wait_kind* kind = kind_.load(std::memory_order_acquire);
-            const void* object = object_.load(std::memory_order_acquire);
-            std::uint32_t count = count_.load(std::memory_order_acquire);
-            std::uint32_t since_ms = since_ms_.load(std::memory_order_acquire);
-            if (seq_.load(std::memory_order_relaxed) != before) continue;
+            const std::uint64_t object_count = object_count_.load(std::memory_order_acquire);
+            if (stamp_.load(std::memory_order_relaxed) != before) continue;
             wait_snapshot s;
             if (!kind) return s;
             s.what = kind->what;
-            s.object = object;
-            s.detail = {kind->element, count};
-            s.since_ns = since_ns_of(since_ms);
+            s.object = reinterpret_cast<const void*>(static_cast<std::uintptr_t>(object_count & address_mask));
+            s.detail = {kind->element, std::size_t((before >> 16 & 0xffff) << 16 | object_count >> 48)};
+            s.since_ns = since_ns_of(static_cast<std::uint32_t>(before >> 32));
             return s;
         }
         wait_snapshot s;
@@ -1192,6 +1221,8 @@ public:
     }
 
 private:
+    static constexpr std::uint64_t address_mask = (std::uint64_t(1) << 48) - 1;
+
     /// The coarse clock in milliseconds, truncated to 32 bits: it wraps
     /// every 49.7 days, so durations are exact for waits shorter than that.
     static std::uint32_t coarse_now_ms32() noexcept {
@@ -1205,29 +1236,28 @@ private:
         return now - std::int64_t(elapsed_ms) * 1'000'000;
     }
 
+    /// `stamp` is the new time and count bits of the third word (its low 16
+    /// bits zero); `fields` stores the other two words.
     template <class Fields>
-    void write(Fields fields) noexcept {
-        // relaxed load: only this goroutine writes seq_, and its previous
+    void write(std::uint64_t stamp, Fields fields) noexcept {
+        // relaxed load: only this goroutine writes the word, and its previous
         // write happened-before this one (same goroutine, ordered resumptions).
-        std::uint32_t s = seq_.load(std::memory_order_relaxed);
+        const std::uint64_t old = stamp_.load(std::memory_order_relaxed);
+        const std::uint64_t seq = old & 0xffff;
         // relaxed: the fields' release stores publish this odd value to any
         // reader that sees one of them (see read()).
-        seq_.store(s + 1, std::memory_order_relaxed);
+        stamp_.store((old & ~std::uint64_t(0xffff)) | ((seq + 1) & 0xffff), std::memory_order_relaxed);
         fields();
         // release: a reader that sees the even value sees all the fields.
-        seq_.store(s + 2, std::memory_order_release);
+        stamp_.store(stamp | ((seq + 2) & 0xffff), std::memory_order_release);
     }
 
-    // Pointers first, then the 32-bit fields, so that the 4 bytes of tail
-    // padding are at the end, where goroutine_node can use them.
     std::atomic<const wait_kind*> kind_{nullptr};  // null: not waiting
-    std::atomic<const void*> object_{nullptr};
-    std::atomic<std::uint32_t> seq_{0};
-    std::atomic<std::uint32_t> count_{0};
-    std::atomic<std::uint32_t> since_ms_{0};
+    std::atomic<std::uint64_t> object_count_{0};   // the object's address | the count's low 16 bits << 48
+    std::atomic<std::uint64_t> stamp_{0};          // park time in ms << 32 | the count's high 16 bits << 16 | sequence
 };
 
-static_assert(sizeof(goroutine_wait) == 32, "goroutine_wait: 28 bytes of fields, 4 of tail padding");
+static_assert(sizeof(goroutine_wait) == 24, "goroutine_wait: three words");
 
 }  // namespace csp::detail
 // ---- end csp/detail/goroutine_wait.hpp ----
@@ -1478,49 +1508,65 @@ private:
 
 namespace csp::detail {
 
-/// Intrusive link that each goroutine frame carries in its promise, with
-/// what a deadlock report or a goroutine dump says about the goroutine.
+/// A goroutine's entry in the registry of its executor: a slot in one of the
+/// registry's slabs, which outlive every goroutine (see goroutine_registry),
+/// so that a dump may read any slot at any moment. The goroutine's root
+/// frame points to its slot. What a deadlock report or a goroutine dump says
+/// about the goroutine is here.
 ///
-/// Every goroutine carries one, parked or not, so its layout is kept tight
-/// (SPEC §9, W6: a parked goroutine costs at most 256 bytes): 64 bytes.
+/// Every goroutine has one, parked or not, so it is kept tight (SPEC §9, W6:
+/// a parked goroutine costs at most 256 bytes): 40 bytes.
 struct goroutine_node {
-    // The registry's list links, guarded by the registry's lock.
-    goroutine_node* prev = nullptr;
-    goroutine_node* next = nullptr;
-    /// The goroutine's id (unique in the process, increasing per starting
-    /// thread: Go's goroutine ids, see goroutine_ids) in the high 48 bits,
-    /// and where it was started (the csp::go / csp::spawn call site, as an
-    /// index into detail/origin_table.hpp) in the low 16: one word instead
-    /// of two. The id is set by the registry, the origin by detach_into.
-    std::uint64_t id_and_origin = 0;
-
-    std::uint64_t id() const noexcept { return id_and_origin >> 16; }
-    const csp::source_location& origin() const noexcept {
-        return origin_table::at(origin_table::index(id_and_origin & 0xffff));
-    }
-    void set_id(std::uint64_t id) noexcept { id_and_origin = id << 16 | (id_and_origin & 0xffff); }
-    void set_origin(origin_table::index i) noexcept { id_and_origin = (id_and_origin & ~std::uint64_t(0xffff)) | i; }
+    /// 0 while the slot is free. In use: the goroutine's id (unique in the
+    /// process, increasing per starting thread: Go's goroutine ids, see
+    /// goroutine_ids) in the high 48 bits, and where it was started (the
+    /// csp::go / csp::spawn call site, an index into detail/origin_table.hpp)
+    /// in the low 16. Ids are never reused, so a reader that finds the same
+    /// word before and after reading the rest read one goroutine's entry.
+    std::atomic<std::uint64_t> id_and_origin{0};
+    /// In use: the goroutine's root frame, which the registry destroys at
+    /// shutdown. Free: the next slot of the free list the slot is on.
+    std::atomic<void*> link{nullptr};
     /// What it is blocked on, if anything. Written by the goroutine itself,
     /// read by dumps from any thread (see goroutine_wait.hpp).
-    [[no_unique_address]] goroutine_wait wait;
-    /// Where the goroutine's root frame starts, as an offset back from this
-    /// node (which lives inside it): 4 bytes in the wait record's tail
-    /// padding instead of an 8-byte handle. Set by set_frame().
-    std::int32_t frame_offset = 0;
+    goroutine_wait wait;
 
-    /// The root frame, which the registry destroys at shutdown.
     std::coroutine_handle<> frame() const noexcept {
-        return std::coroutine_handle<>::from_address(
-            const_cast<char*>(reinterpret_cast<const char*>(this) - frame_offset));
-    }
-    /// Records `root`, the frame this node is part of.
-    void set_frame(std::coroutine_handle<> root) noexcept {
-        frame_offset = static_cast<std::int32_t>(reinterpret_cast<const char*>(this) -
-                                                 static_cast<const char*>(root.address()));
+        return std::coroutine_handle<>::from_address(link.load(std::memory_order_relaxed));
     }
 };
 
-static_assert(sizeof(goroutine_node) == 56, "goroutine_node: the frame offset must share the wait record's tail padding");
+static_assert(sizeof(goroutine_node) == 40, "goroutine_node: 40 bytes a goroutine (SPEC 9, W6)");
+
+/// A list of free slots, linked through goroutine_node::link. Lists move
+/// between threads only under a registry's depot lock.
+struct node_list {
+    goroutine_node* head = nullptr;
+    std::size_t count = 0;
+
+    void push(goroutine_node* n) noexcept {
+        // relaxed: a free slot's link is read only by the list's holder
+        // (and by dumps, which discard what they read from a free slot).
+        n->link.store(head, std::memory_order_relaxed);
+        head = n;
+        ++count;
+    }
+    goroutine_node* pop() noexcept {
+        goroutine_node* n = head;
+        head = static_cast<goroutine_node*>(n->link.load(std::memory_order_relaxed));
+        --count;
+        return n;
+    }
+    /// pop(), and starts fetching the next slot's line for writing: a slot
+    /// usually comes back from the worker that ran its last goroutine, so
+    /// its line is in that worker's cache, and the next spawn would wait
+    /// for it (W5: most of csp::go's time, before this prefetch).
+    goroutine_node* pop_prefetching_next() noexcept {
+        goroutine_node* n = pop();
+        if (head) __builtin_prefetch(head, 1);
+        return n;
+    }
+};
 
 /// Marks a goroutine as parked on something, for the duration of a wait.
 /// Awaiters call park() from await_suspend (before the wait can complete)
@@ -1579,6 +1625,11 @@ public:
         std::lock_guard lock(mu_);
         for (goroutine_registry* r : registries_) f(*r);
     }
+    /// Returns the free slots of a thread's cache to the registry numbered
+    /// `uid`, if it still exists (else its slabs are gone, and the slots
+    /// with them). Holding the list lock keeps it from being destroyed
+    /// meanwhile. Defined below goroutine_registry.
+    void give_back(std::uint64_t uid, node_list active, node_list spare) noexcept;
 
 private:
     mutable std::mutex mu_;
@@ -1610,41 +1661,133 @@ private:
     }
 };
 
+/// The free slots that a thread keeps for one registry: the one it last
+/// started a goroutine on (a pool's worker: its pool's). Taking a slot there
+/// and giving it back need no lock and no atomic read-modify-write; slots
+/// move between threads in batches through the registry's depot, as frames
+/// do through frame_allocator.hpp's (a goroutine often starts on one worker
+/// and ends on another).
+struct node_cache {
+    static constexpr std::size_t batch = 64;
+    std::uint64_t registry_uid = 0;  // whose slots these are (0: nobody's); uids are never reused
+    node_list active;                // at most `batch` slots
+    node_list spare;                 // empty, or exactly `batch`
+};
+
+// Reached like frame_allocator.hpp's cache: through a trivially destructible
+// thread_local pointer, read in a function that is never inlined (no
+// coroutine keeps a thread's TLS address across a suspension); null before
+// the thread's first use and after its exit.
+[[gnu::noinline]] inline node_cache*& this_thread_node_cache_slot() noexcept {
+    thread_local node_cache* cache = nullptr;
+    return cache;
+}
+
+inline thread_local bool node_cache_gone = false;  // trivially destructible: readable at thread exit
+
+struct node_cache_holder {
+    node_cache cache;
+    node_cache_holder() noexcept { this_thread_node_cache_slot() = &cache; }
+    ~node_cache_holder() {
+        this_thread_node_cache_slot() = nullptr;
+        node_cache_gone = true;
+        if (cache.registry_uid) registry_list::instance().give_back(cache.registry_uid, cache.active, cache.spare);
+    }
+};
+
+/// This thread's cache, created on first use; null once destroyed.
+[[gnu::noinline]] inline node_cache* this_thread_node_cache() noexcept {
+    if (node_cache_gone) return nullptr;
+    thread_local node_cache_holder holder;
+    return &holder.cache;
+}
+
 class goroutine_registry {
 public:
     enum class on_error { keep_first, terminate };
 
     /// `kind` names the executor in dumps ("run_loop", "csp::run").
     explicit goroutine_registry(on_error policy = on_error::keep_first, std::string kind = "executor")
-        : kind_(std::move(kind)), policy_(policy) {
+        : uid_(next_uid()), kind_(std::move(kind)), policy_(policy) {
         registry_list::instance().add(this);
     }
     explicit goroutine_registry(std::string kind) : goroutine_registry(on_error::keep_first, std::move(kind)) {}
     goroutine_registry(const goroutine_registry&) = delete;
     goroutine_registry& operator=(const goroutine_registry&) = delete;
     ~goroutine_registry() {
-        destroy_all();
+        // Off the list first: from then on no thread gives slots back to us
+        // (registry_list::give_back), and no dump reads us.
         registry_list::instance().remove(this);
+        destroy_all();
     }
 
-    void add(goroutine_node& n) noexcept {
-        n.set_id(goroutine_ids::next());
-        shard_of(n).add(n);
+    std::uint64_t uid() const noexcept { return uid_; }
+
+    /// A free slot for a goroutine about to start on this registry's
+    /// executor, to publish with add(). Throws std::bad_alloc if a new slab
+    /// was needed and could not be had (nothing changed then).
+    goroutine_node& claim_node() {
+        node_cache* c = this_thread_node_cache_slot();
+        if (c && c->registry_uid == uid_ && c->active.count) [[likely]]
+            return *c->active.pop_prefetching_next();
+        return claim_node_slow();
     }
 
-    void remove(goroutine_node& n) noexcept { shard_of(n).remove(n); }
+    /// Publishes `n` (from claim_node) as the entry of the goroutine whose
+    /// root frame is `frame`, with a new id.
+    void add(goroutine_node& n, std::coroutine_handle<> frame, origin_table::index origin) noexcept {
+        // A goroutine destroyed while parked left its wait recorded. Cleared
+        // here, not in remove(), because the slot's line is fetched here
+        // anyway (see pop_prefetching_next), while remove() only stores.
+        n.wait.clear_if_set();
+        n.link.store(frame.address(), std::memory_order_relaxed);
+        // release: a dump that reads the id (acquire) sees the link and the
+        // cleared wait record.
+        n.id_and_origin.store(goroutine_ids::next() << 16 | origin, std::memory_order_release);
+    }
+
+    /// The goroutine of `n` ended, or was destroyed: frees its slot.
+    void remove(goroutine_node& n) noexcept {
+        // relaxed: a dump checks the id again after reading the slot (see
+        // snapshot), and what it reads of a later goroutine carries that
+        // goroutine's newer id with it; the link it does not read.
+        n.id_and_origin.store(0, std::memory_order_relaxed);
+        node_cache* c = this_thread_node_cache_slot();
+        if (c && c->registry_uid == uid_ && c->active.count < node_cache::batch) [[likely]] {
+            c->active.push(&n);
+            return;
+        }
+        remove_slow(n);
+    }
 
     /// Destroys every goroutine still alive. The caller guarantees that none
     /// of them is running or will be resumed (the executor has stopped).
+    /// Destroying one frees its slot; a destructor that starts another
+    /// goroutine gets it destroyed by a later pass.
     void destroy_all() noexcept {
-        for (shard& s : shards_)
-            while (std::coroutine_handle<> frame = s.unlink_any()) frame.destroy();  // its remove() is a no-op now
+        for (bool again = true; again;) {
+            again = false;
+            for_each_slot([&](goroutine_node& n) {
+                if (n.id_and_origin.load(std::memory_order_acquire) == 0) return;
+                again = true;
+                n.frame().destroy();  // its promise's destructor calls remove(n)
+            });
+        }
     }
 
+    /// How many slots the registry's slabs hold, free or not (for tests:
+    /// slots go back to the threads that start goroutines, so a program
+    /// that keeps few goroutines alive keeps few slabs).
+    std::size_t slot_capacity() const {
+        std::lock_guard lock(slabs_mu_);
+        return slabs_.size() * slab_nodes;
+    }
+
+    /// The number of live goroutines, counted slot by slot.
     std::size_t size() const noexcept {
-        std::size_t n = 0;
-        for (const shard& s : shards_) n += s.size();
-        return n;
+        std::size_t count = 0;
+        for_each_slot([&](const goroutine_node& n) { count += n.id_and_origin.load(std::memory_order_relaxed) != 0; });
+        return count;
     }
 
     /// Renames the executor in dumps (csp::run names its pool after its call).
@@ -1661,7 +1804,21 @@ public:
     /// while they run on other threads.
     std::vector<goroutine_snapshot> snapshot() const {
         std::vector<goroutine_snapshot> out;
-        for (const shard& s : shards_) s.append_snapshots(out);
+        for_each_slot([&](const goroutine_node& n) {
+            // A seqlock read, with the id as the sequence: acquire pairs
+            // with add()'s release; if the id is the same after the wait
+            // record was read, the record is this goroutine's: a later
+            // goroutine in the slot has a new id, published (release)
+            // before it wrote anything the record could show, and a record
+            // value from it, read with acquire (goroutine_wait::read loads
+            // the record's fields so), makes that id visible to the second
+            // load, which those acquire loads also keep after them.
+            const std::uint64_t before = n.id_and_origin.load(std::memory_order_acquire);
+            if (before == 0) return;
+            wait_snapshot wait = n.wait.read();
+            if (n.id_and_origin.load(std::memory_order_relaxed) != before) return;  // it ended meanwhile
+            out.push_back({before >> 16, origin_table::at(origin_table::index(before & 0xffff)), wait});
+        });
         std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.id < b.id; });
         return out;
     }
@@ -1723,64 +1880,123 @@ public:
         return r;
     }
 
-private:
-    /// One lock and list per shard; a goroutine lives in the shard its id
-    /// picks, so spawning and finishing goroutines on several workers rarely
-    /// take the same lock, and never one shared by all of them. The shard
-    /// goes by id *block*: a thread takes ids 64 at a time (goroutine_ids),
-    /// so its next 64 goroutines all register in one shard, whose cache line
-    /// stays on its core (by id alone, consecutive spawns cycled through all
-    /// 16 shards, and two spawning workers pulled every shard's line back
-    /// and forth: half of csp::go's time in W8 was that lock's miss).
-    struct alignas(64) shard {
-        mutable tiny_spin_lock mu;  // held for a few instructions; never across a call that blocks
-        goroutine_node* head = nullptr;
-        std::size_t count = 0;
-
-        void add(goroutine_node& n) noexcept {
-            std::lock_guard lock(mu);
-            n.prev = nullptr;
-            n.next = head;
-            if (head) head->prev = &n;
-            head = &n;
-            ++count;
-        }
-        void remove(goroutine_node& n) noexcept {
-            std::lock_guard lock(mu);
-            unlink_locked(n);
-        }
-        /// Unlinks some live goroutine and returns its frame, or null.
-        std::coroutine_handle<> unlink_any() noexcept {
-            std::lock_guard lock(mu);
-            if (!head) return {};
-            std::coroutine_handle<> frame = head->frame();
-            unlink_locked(*head);
-            return frame;
-        }
-        std::size_t size() const noexcept {
-            std::lock_guard lock(mu);
-            return count;
-        }
-        void append_snapshots(std::vector<goroutine_snapshot>& out) const {
-            std::lock_guard lock(mu);  // keeps every listed node alive while we read it
-            for (goroutine_node* n = head; n; n = n->next) out.push_back({n->id(), n->origin(), n->wait.read()});
-        }
-        // A node is linked iff it has a predecessor or is the head.
-        void unlink_locked(goroutine_node& n) noexcept {
-            if (!n.prev && head != &n) return;
-            if (n.prev) n.prev->next = n.next; else head = n.next;
-            if (n.next) n.next->prev = n.prev;
-            n.prev = n.next = nullptr;
-            --count;
-        }
-    };
-    static constexpr std::size_t shard_count = 16;
-
-    shard& shard_of(const goroutine_node& n) noexcept {
-        return shards_[(n.id() - 1) / goroutine_ids::block % shard_count];
+    /// Called by registry_list::give_back, under the list's lock.
+    void give_lists(node_list active, node_list spare) noexcept {
+        std::lock_guard lock(depot_mu_);
+        give_locked(active);
+        give_locked(spare);
     }
 
-    std::array<shard, shard_count> shards_;
+private:
+    // Slots live in slabs that the registry keeps until it is destroyed, so
+    // reading any slot is safe at any moment (a dump reads them while
+    // goroutines start and end). Free slots sit in threads' caches or in
+    // the depot: batches of exactly node_cache::batch, and a loose list
+    // of single slots (from threads that cache another registry's slots).
+    // Lock order: slabs_mu_, then depot_mu_.
+    static constexpr std::size_t slab_nodes = 256;
+    static constexpr std::size_t batches_per_slab = slab_nodes / node_cache::batch;
+    struct slab {
+        std::array<goroutine_node, slab_nodes> nodes;
+    };
+
+    static std::uint64_t next_uid() noexcept {
+        static std::atomic<std::uint64_t> last{0};
+        return last.fetch_add(1, std::memory_order_relaxed) + 1;  // relaxed: only uniqueness matters
+    }
+
+    /// Calls f(node) for every slot of every slab, without holding a lock
+    /// while f runs (f may start a goroutine, which may add a slab).
+    template <class F>
+    void for_each_slot(F f) const {
+        for (std::size_t i = 0;; ++i) {
+            slab* s;
+            {
+                std::lock_guard lock(slabs_mu_);
+                if (i == slabs_.size()) return;
+                s = slabs_[i].get();
+            }
+            for (goroutine_node& n : s->nodes) f(n);
+        }
+    }
+
+    [[gnu::noinline]] goroutine_node& claim_node_slow() {
+        node_cache* c = this_thread_node_cache();
+        if (!c) {  // this thread is exiting: straight from the depot
+            node_list l = take_batch();
+            goroutine_node* n = l.pop();
+            give_lists(l, {});
+            return *n;
+        }
+        if (c->registry_uid != uid_) {  // this thread now starts goroutines here
+            registry_list::instance().give_back(c->registry_uid, std::exchange(c->active, {}),
+                                                std::exchange(c->spare, {}));
+            c->registry_uid = uid_;
+        }
+        if (!c->active.count) c->active = c->spare.count ? std::exchange(c->spare, {}) : take_batch();
+        return *c->active.pop_prefetching_next();
+    }
+
+    [[gnu::noinline]] void remove_slow(goroutine_node& n) noexcept {
+        node_cache* c = this_thread_node_cache();
+        // A thread that only finishes goroutines (a worker running what
+        // another one spawns) keeps their slots too, once its cache holds
+        // nothing of another registry's; the depot then sees it once a batch.
+        if (c && c->registry_uid != uid_ && !c->active.count && !c->spare.count) c->registry_uid = uid_;
+        if (c && c->registry_uid == uid_) {  // the active list is full, or was empty and unbound
+            if (c->spare.count) {
+                std::lock_guard lock(depot_mu_);
+                give_locked(std::exchange(c->spare, {}));
+            }
+            c->spare = std::exchange(c->active, {});
+            c->active.push(&n);
+            return;
+        }
+        std::lock_guard lock(depot_mu_);  // another registry's cache, or thread exit
+        give_one_locked(&n);
+    }
+
+    /// A batch of free slots from the depot, or from a new slab.
+    node_list take_batch() {
+        {
+            std::lock_guard lock(depot_mu_);
+            if (!batches_.empty()) {
+                node_list l = batches_.back();
+                batches_.pop_back();
+                return l;
+            }
+            if (loose_.count) return std::exchange(loose_, {});
+        }
+        auto fresh = std::make_unique<slab>();  // may throw: nothing published yet
+        std::array<node_list, batches_per_slab> lists;
+        for (std::size_t i = 0; i < slab_nodes; ++i) lists[i / node_cache::batch].push(&fresh->nodes[i]);
+        std::lock_guard lock(slabs_mu_);
+        slabs_.reserve(slabs_.size() + 1);  // may throw, as may the reserve below
+        std::lock_guard depot_lock(depot_mu_);
+        // Every batch is node_cache::batch distinct slots, so the depot
+        // never holds more batches than this: give_locked never allocates.
+        batches_.reserve((slabs_.size() + 1) * batches_per_slab);
+        for (std::size_t i = 1; i < batches_per_slab; ++i) batches_.push_back(lists[i]);
+        slabs_.push_back(std::move(fresh));
+        return lists[0];
+    }
+
+    void give_locked(node_list l) noexcept {
+        if (l.count == node_cache::batch) batches_.push_back(l);
+        else
+            while (l.count) give_one_locked(l.pop());
+    }
+    void give_one_locked(goroutine_node* n) noexcept {
+        loose_.push(n);
+        if (loose_.count == node_cache::batch) batches_.push_back(std::exchange(loose_, {}));
+    }
+
+    const std::uint64_t uid_;
+    mutable std::mutex slabs_mu_;
+    std::vector<std::unique_ptr<slab>> slabs_;  // only ever appended to
+    std::mutex depot_mu_;
+    std::vector<node_list> batches_;  // capacity reserved for every slot: see take_batch
+    node_list loose_;
     mutable std::mutex mu_;  // guards kind_, the error state and the hook
     std::string kind_;
     std::exception_ptr first_error_;
@@ -1788,6 +2004,13 @@ private:
     std::function<void()> on_first_error_;
     on_error policy_;
 };
+
+inline void registry_list::give_back(std::uint64_t uid, node_list active, node_list spare) noexcept {
+    if (!active.count && !spare.count) return;
+    std::lock_guard lock(mu_);
+    for (goroutine_registry* r : registries_)
+        if (r->uid() == uid) return r->give_lists(active, spare);
+}
 
 }  // namespace csp::detail
 // ---- end csp/detail/goroutine_registry.hpp ----
@@ -2405,26 +2628,25 @@ public:
     /// `registry`, frees its own frame when it ends and reports an escaping
     /// exception to the registry. One frame per goroutine, no wrapper.
     /// `origin` is interned (detail/origin_table.hpp).
-    void detach_into(goroutine_registry& registry, std::coroutine_handle<> self,
+    /// `node` is the slot the registry gave for it (claim_node).
+    void detach_into(goroutine_registry& registry, std::coroutine_handle<> self, goroutine_node& node,
                      origin_table::index origin) noexcept {
         child_.~child_state();  // not started yet: nothing to keep
-        new (&node_) goroutine_node();
         link_ = reinterpret_cast<std::uintptr_t>(&registry) | root_tag;
-        node_.set_frame(self);
-        node_.set_origin(origin);
-        registry.add(node_);
+        node_ = &node;
+        registry.add(node, self, origin);
     }
 
     /// The goroutine this task runs in (set on the root by detach_into and
     /// handed down to each awaited task), or null outside goroutines.
-    goroutine_node* goroutine() noexcept { return is_root() ? &node_ : child_.goroutine; }
+    goroutine_node* goroutine() noexcept { return is_root() ? node_ : child_.goroutine; }
     void set_goroutine(goroutine_node* g) noexcept { child_.goroutine = g; }  // awaited tasks are never roots
 
     task_promise_base() noexcept : child_() {}
     task_promise_base(const task_promise_base&) = delete;
     task_promise_base& operator=(const task_promise_base&) = delete;
     ~task_promise_base() {
-        if (is_root()) registry()->remove(node_);  // finished, or destroyed at shutdown
+        if (is_root()) registry()->remove(*node_);  // finished, or destroyed at shutdown
         else child_.~child_state();
     }
 
@@ -2448,7 +2670,7 @@ private:
     // A task is either the root of a goroutine (detach_into) or a task that
     // is awaited, and needs different things in each role; every goroutine
     // frame carries a promise, so the two share storage (SPEC §9, W6):
-    //   * a root: its registry (in link_, tagged) and the goroutine's node;
+    //   * a root: its registry (in link_, tagged) and its slot there;
     //     nobody awaits it, so no continuation and no stored exception;
     //   * an awaited task: its continuation (in link_), the exception for
     //     its awaiter and the goroutine of that awaiter (child_state).
@@ -2456,7 +2678,6 @@ private:
         std::exception_ptr error;
         goroutine_node* goroutine = nullptr;
     };
-    static_assert(std::is_trivially_destructible_v<goroutine_node>);
 
     static constexpr std::uintptr_t root_tag = 1;  // registries are aligned: bit 0 is free
     bool is_root() const noexcept { return link_ & root_tag; }
@@ -2465,7 +2686,7 @@ private:
     std::uintptr_t link_ = 0;  // a root: its registry | root_tag; otherwise the continuation's address, or 0
     union {
         child_state child_;  // not a root
-        goroutine_node node_;  // a root
+        goroutine_node* node_;  // a root: its slot in the registry
     };
 #if !CSP_DETAIL_TAIL_CALLS
     std::atomic<bool> awaiter_suspended_{false};
@@ -3337,8 +3558,10 @@ template <class T>
 void start(executor_ref ex, task<T> t, const csp::source_location& origin) {
     if (!t.valid()) throw std::logic_error("csp::spawn: empty (moved-from) task");
     detail::origin_table::index where = detail::origin_table::intern(origin);  // may throw: before release
+    detail::goroutine_registry& registry = ex.goroutines();
+    detail::goroutine_node& node = registry.claim_node();  // may throw too
     auto h = t.release();
-    h.promise().detach_into(ex.goroutines(), h, where);
+    h.promise().detach_into(registry, h, node, where);
     ex.post(h);
 }
 

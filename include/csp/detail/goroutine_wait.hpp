@@ -59,11 +59,15 @@ struct wait_snapshot {
     bool torn = false;          ///< the goroutine kept changing while we read it
 };
 
-/// The record itself: 28 bytes of data, in a 32-byte object whose last 4
-/// bytes goroutine_node reuses (it is a non-POD, so its tail padding can hold
-/// a [[no_unique_address]] neighbour's fields). It is kept small because
-/// every goroutine carries one (SPEC §9, W6): the kind is one pointer to a
-/// static descriptor, the count and the park time are 32 bits each.
+/// The record itself: three words, because every goroutine carries one
+/// (SPEC §9, W6). The kind is one pointer to a static descriptor; the
+/// object's address (48 bits: a user-space address on x86-64 and on aarch64
+/// Linux) shares a word with the count's low 16 bits; the park time (32 bits
+/// of milliseconds), the count's high 16 bits and a 16-bit sequence number
+/// share the third. A change is a seqlock write: the sequence is made odd,
+/// the fields are stored, then the third word is stored whole with the new
+/// time, count and even sequence; a reader keeps what it read only if the
+/// third word was the same, and even, before and after.
 class goroutine_wait {
 public:
     goroutine_wait() noexcept = default;
@@ -71,18 +75,23 @@ public:
     /// Records a wait. Called by the goroutine itself. A count beyond 32
     /// bits (a channel capacity over 4 billion) is recorded as 2^32 - 1.
     void set(const wait_kind& kind, const void* object, std::size_t count) noexcept {
-        auto count32 = static_cast<std::uint32_t>(count > UINT32_MAX ? UINT32_MAX : count);
-        write([&] {
-            object_.store(object, std::memory_order_release);
-            count_.store(count32, std::memory_order_release);
-            since_ms_.store(coarse_now_ms32(), std::memory_order_release);
+        const std::uint64_t count32 = count > UINT32_MAX ? UINT32_MAX : count;
+        const std::uint64_t address = reinterpret_cast<std::uintptr_t>(object) & address_mask;
+        write(std::uint64_t(coarse_now_ms32()) << 32 | (count32 >> 16) << 16, [&] {
+            object_count_.store(address | (count32 & 0xffff) << 48, std::memory_order_release);
             kind_.store(&kind, std::memory_order_release);
         });
     }
 
     /// Clears the wait. Called by the goroutine itself.
     void clear() noexcept {
-        write([&] { kind_.store(nullptr, std::memory_order_release); });
+        write(0, [&] { kind_.store(nullptr, std::memory_order_release); });
+    }
+
+    /// Clears the wait if one is recorded (a goroutine destroyed while
+    /// parked). Called by the goroutine's owner: nobody writes it meanwhile.
+    void clear_if_set() noexcept {
+        if (kind_.load(std::memory_order_relaxed)) clear();
     }
 
     /// Reads the record consistently; from any thread.
@@ -90,25 +99,23 @@ public:
         for (int attempt = 0; attempt < 1000; ++attempt) {
             // acquire: if the sequence is even and from the writer's last
             // store, the field stores before it are visible to the loads below.
-            std::uint32_t before = seq_.load(std::memory_order_acquire);
+            const std::uint64_t before = stamp_.load(std::memory_order_acquire);
             if (before & 1) {
                 std::this_thread::yield();  // a write is in progress: a few stores, let it finish
                 continue;
             }
             // acquire on each field: a field value from a newer write makes
             // that write's odd sequence store visible, so the check below
-            // fails; acquire also keeps the final sequence load after these.
+            // fails; acquire also keeps the final load after these.
             const wait_kind* kind = kind_.load(std::memory_order_acquire);
-            const void* object = object_.load(std::memory_order_acquire);
-            std::uint32_t count = count_.load(std::memory_order_acquire);
-            std::uint32_t since_ms = since_ms_.load(std::memory_order_acquire);
-            if (seq_.load(std::memory_order_relaxed) != before) continue;
+            const std::uint64_t object_count = object_count_.load(std::memory_order_acquire);
+            if (stamp_.load(std::memory_order_relaxed) != before) continue;
             wait_snapshot s;
             if (!kind) return s;
             s.what = kind->what;
-            s.object = object;
-            s.detail = {kind->element, count};
-            s.since_ns = since_ns_of(since_ms);
+            s.object = reinterpret_cast<const void*>(static_cast<std::uintptr_t>(object_count & address_mask));
+            s.detail = {kind->element, std::size_t((before >> 16 & 0xffff) << 16 | object_count >> 48)};
+            s.since_ns = since_ns_of(static_cast<std::uint32_t>(before >> 32));
             return s;
         }
         wait_snapshot s;
@@ -117,6 +124,8 @@ public:
     }
 
 private:
+    static constexpr std::uint64_t address_mask = (std::uint64_t(1) << 48) - 1;
+
     /// The coarse clock in milliseconds, truncated to 32 bits: it wraps
     /// every 49.7 days, so durations are exact for waits shorter than that.
     static std::uint32_t coarse_now_ms32() noexcept {
@@ -130,28 +139,27 @@ private:
         return now - std::int64_t(elapsed_ms) * 1'000'000;
     }
 
+    /// `stamp` is the new time and count bits of the third word (its low 16
+    /// bits zero); `fields` stores the other two words.
     template <class Fields>
-    void write(Fields fields) noexcept {
-        // relaxed load: only this goroutine writes seq_, and its previous
+    void write(std::uint64_t stamp, Fields fields) noexcept {
+        // relaxed load: only this goroutine writes the word, and its previous
         // write happened-before this one (same goroutine, ordered resumptions).
-        std::uint32_t s = seq_.load(std::memory_order_relaxed);
+        const std::uint64_t old = stamp_.load(std::memory_order_relaxed);
+        const std::uint64_t seq = old & 0xffff;
         // relaxed: the fields' release stores publish this odd value to any
         // reader that sees one of them (see read()).
-        seq_.store(s + 1, std::memory_order_relaxed);
+        stamp_.store((old & ~std::uint64_t(0xffff)) | ((seq + 1) & 0xffff), std::memory_order_relaxed);
         fields();
         // release: a reader that sees the even value sees all the fields.
-        seq_.store(s + 2, std::memory_order_release);
+        stamp_.store(stamp | ((seq + 2) & 0xffff), std::memory_order_release);
     }
 
-    // Pointers first, then the 32-bit fields, so that the 4 bytes of tail
-    // padding are at the end, where goroutine_node can use them.
     std::atomic<const wait_kind*> kind_{nullptr};  // null: not waiting
-    std::atomic<const void*> object_{nullptr};
-    std::atomic<std::uint32_t> seq_{0};
-    std::atomic<std::uint32_t> count_{0};
-    std::atomic<std::uint32_t> since_ms_{0};
+    std::atomic<std::uint64_t> object_count_{0};   // the object's address | the count's low 16 bits << 48
+    std::atomic<std::uint64_t> stamp_{0};          // park time in ms << 32 | the count's high 16 bits << 16 | sequence
 };
 
-static_assert(sizeof(goroutine_wait) == 32, "goroutine_wait: 28 bytes of fields, 4 of tail padding");
+static_assert(sizeof(goroutine_wait) == 24, "goroutine_wait: three words");
 
 }  // namespace csp::detail
