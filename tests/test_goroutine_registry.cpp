@@ -166,3 +166,18 @@ TEST_CASE("registries, threads and goroutines come and go while slots are counte
     counter.join();
     CHECK(leftover_loops.load() == 0);
 }
+
+TEST_CASE("any_alive stops at the first live goroutine and sees none once all ended") {
+    csp::run_loop loop;
+    CHECK_FALSE(loop.goroutines().any_alive());
+    auto ch = csp::make_channel<int>();
+    for (int i = 0; i < 600; ++i) csp::spawn(loop, []() -> csp::task<> { co_return; });  // spans slabs
+    csp::spawn(loop, [ch]() -> csp::task<> { co_await ch.recv(); });
+    loop.run_until_idle();
+    CHECK(loop.goroutines().any_alive());
+    CHECK(loop.goroutines().size() == 1);
+    ch.close();
+    loop.run_until_idle();
+    CHECK_FALSE(loop.goroutines().any_alive());
+    CHECK(loop.goroutines().size() == 0);
+}

@@ -680,7 +680,7 @@ private:
         return idle_count_.load(std::memory_order_seq_cst) == workers_.size() &&
                pending_wakeups_.load(std::memory_order_seq_cst) == 0 &&
                detail::external_drivers.load(std::memory_order_seq_cst) == 0 && poller_.sources() == 0 &&
-               goroutines_.size() > 0 &&
+               goroutines_.any_alive() &&
                !any_work_visible();
     }
 

@@ -1783,6 +1783,16 @@ public:
         return slabs_.size() * slab_nodes;
     }
 
+    /// Whether any goroutine is alive: the walk stops at the first one (the
+    /// pool's deadlock check asks this whenever every worker goes idle).
+    bool any_alive() const noexcept {
+        return !for_each_slab([](const slab& s) {
+            for (const goroutine_node& n : s.nodes)
+                if (n.id_and_origin.load(std::memory_order_relaxed) != 0) return false;
+            return true;
+        });
+    }
+
     /// The number of live goroutines, counted slot by slot.
     std::size_t size() const noexcept {
         std::size_t count = 0;
@@ -1905,19 +1915,28 @@ private:
         return last.fetch_add(1, std::memory_order_relaxed) + 1;  // relaxed: only uniqueness matters
     }
 
-    /// Calls f(node) for every slot of every slab, without holding a lock
-    /// while f runs (f may start a goroutine, which may add a slab).
+    /// Calls f(slab) for every slab until f returns false (then returns
+    /// false), without holding a lock while f runs (f may start a
+    /// goroutine, which may add a slab; slabs are only appended).
     template <class F>
-    void for_each_slot(F f) const {
+    bool for_each_slab(F f) const {
         for (std::size_t i = 0;; ++i) {
             slab* s;
             {
                 std::lock_guard lock(slabs_mu_);
-                if (i == slabs_.size()) return;
+                if (i == slabs_.size()) return true;
                 s = slabs_[i].get();
             }
-            for (goroutine_node& n : s->nodes) f(n);
+            if (!f(*s)) return false;
         }
+    }
+    /// Calls f(node) for every slot of every slab.
+    template <class F>
+    void for_each_slot(F f) const {
+        for_each_slab([&](slab& s) {
+            for (goroutine_node& n : s.nodes) f(n);
+            return true;
+        });
     }
 
     [[gnu::noinline]] goroutine_node& claim_node_slow() {
@@ -7401,7 +7420,7 @@ private:
         return idle_count_.load(std::memory_order_seq_cst) == workers_.size() &&
                pending_wakeups_.load(std::memory_order_seq_cst) == 0 &&
                detail::external_drivers.load(std::memory_order_seq_cst) == 0 && poller_.sources() == 0 &&
-               goroutines_.size() > 0 &&
+               goroutines_.any_alive() &&
                !any_work_visible();
     }
 
