@@ -56,6 +56,35 @@ TEST_CASE("a goroutine that ends just after waking its parent lets its sibling r
     CHECK(sum == 3);
 }
 
+TEST_CASE("after the sibling ran, the woken parent runs before older queued work") {
+    // One worker. The parent waits in the run-next slot while the sibling
+    // runs; when the sibling ends having woken nobody, the parent must come
+    // next, not the older entry ("uncle") that waited in the local queue.
+    std::vector<std::string> order;  // only the worker touches it until done
+    csp::wait_group done;
+    done.add(2);
+    csp::work_stealing_pool pool(1);
+    csp::spawn(pool, [&]() -> csp::task<> {
+        csp::go([&]() -> csp::task<> {  // the uncle: displaced into the local queue below
+            order.push_back("uncle");
+            done.done();
+            co_return;
+        });
+        csp::go([&]() -> csp::task<> {  // the parent: takes the run-next slot
+            auto results = csp::make_channel<int>(2);
+            csp::go(send_child(1, results, &order));
+            csp::go(send_child(2, results, &order));
+            int a = *co_await results.recv();
+            int b = *co_await results.recv();
+            order.push_back("parent got " + std::to_string(a + b));
+            done.done();
+        });
+        co_await done.wait();  // parks: the root does not end, so the parent simply runs next
+    });
+    csp::sync_wait(done.wait());
+    CHECK(order == std::vector<std::string>{"child 2", "child 1", "parent got 3", "uncle"});
+}
+
 TEST_CASE("a pool has the number of workers it was given, at least one") {
     CHECK(csp::work_stealing_pool(3).size() == 3);
     CHECK(csp::work_stealing_pool(0).size() == 1);
