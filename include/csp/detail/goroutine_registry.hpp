@@ -569,7 +569,13 @@ private:
     const std::uint64_t uid_;
     mutable std::mutex slabs_mu_;
     std::vector<std::unique_ptr<slab>> slabs_;  // only ever appended to
-    std::mutex depot_mu_;
+    // A spin lock: it is held for a vector push or pop (and, once a new
+    // slab, a reserve; the slab itself is allocated outside it). With a
+    // std::mutex, W5's two workers (one taking batches, the other giving
+    // them back) collided on it often enough that the giver slept in the
+    // kernel some 700 times a run, and while it slept the spawner's queue
+    // overflowed: runs took up to twice as long.
+    spin_mutex depot_mu_;
     std::vector<node_list> batches_;  // capacity reserved for every slot: see take_batch
     node_list loose_;
     mutable std::mutex mu_;  // guards kind_, the error state and the hook
