@@ -363,6 +363,60 @@ private:
 }  // namespace csp::detail
 // ---- end csp/detail/spin_mutex.hpp ----
 
+// ---- begin csp/detail/thread_cache.hpp ----
+// csp/detail/thread_cache.hpp - one object of type T per thread, reachable
+// at any point of the thread's life, including its exit.
+//
+// The per-thread caches of coroutine frames (frame_allocator.hpp) and of
+// goroutine slots (goroutine_registry.hpp) are reached this way:
+//   * The fast path is one load of a plain thread_local pointer (slot()):
+//     null before the thread's first use of the cache and again once the
+//     cache is destroyed at thread exit. A pointer is trivially
+//     destructible, so it stays readable while other thread-local
+//     destructors run (and free frames), and it needs no initialisation
+//     guard.
+//   * get() creates the object on first use, and returns null once it is
+//     destroyed: a thread-exit path then bypasses the cache.
+//   * Both are functions that are never inlined: a coroutine body that read
+//     the pointer itself might keep the thread's TLS address across a
+//     suspension and, resumed on another worker, use the first thread's
+//     cache.
+// T's destructor runs at thread exit, after slot() is cleared, and hands
+// what the cache holds back to wherever it came from.
+
+namespace csp::detail {
+
+template <class T>
+class thread_cache {
+public:
+    /// This thread's object, or null (not created yet, or destroyed).
+    [[gnu::noinline]] static T*& slot() noexcept {
+        thread_local T* object = nullptr;
+        return object;
+    }
+
+    /// This thread's object, created on first use; null once destroyed.
+    [[gnu::noinline]] static T* get() noexcept {
+        if (gone) return nullptr;
+        thread_local holder h;
+        return &h.object;
+    }
+
+private:
+    struct holder {
+        T object;
+        holder() noexcept { slot() = &object; }
+        ~holder() {  // then ~T, with slot() already null
+            slot() = nullptr;
+            gone = true;
+        }
+    };
+    static inline thread_local bool gone = false;  // trivially destructible: readable at thread exit
+};
+
+}  // namespace csp::detail
+// ---- end csp/detail/thread_cache.hpp ----
+
 namespace csp::detail {
 
 struct frame_sizes {
@@ -537,47 +591,18 @@ private:
     std::array<bin, classes> bins_{};
 };
 
-// This thread's cache is reached through a plain thread_local pointer: null
-// before the thread's first frame and again once the cache is destroyed at
-// thread exit. A pointer is trivially destructible, so it stays readable
-// while other thread-local destructors free frames, and it needs no
-// initialisation guard, so the fast path below is one load.
-//
-// The load happens in a function that is never inlined: a coroutine body
-// that read the pointer itself might keep the thread's TLS address across a
-// suspension and, resumed on another worker, use the first thread's cache.
-[[gnu::noinline]] inline frame_cache*& this_thread_frame_cache_slot() noexcept {
-    thread_local frame_cache* cache = nullptr;
-    return cache;
-}
-
-// Trivially destructible, so readable even after thread-local destructors ran.
-inline thread_local bool frame_cache_gone = false;
-
-struct frame_cache_holder {
-    frame_cache cache;
-    frame_cache_holder() noexcept { this_thread_frame_cache_slot() = &cache; }
-    ~frame_cache_holder() {
-        this_thread_frame_cache_slot() = nullptr;
-        frame_cache_gone = true;
-    }
-};
-
-/// This thread's cache, created on first use; null once it has been
-/// destroyed (thread exit).
-[[gnu::noinline]] inline frame_cache* this_thread_frame_cache() noexcept {
-    if (frame_cache_gone) return nullptr;
-    thread_local frame_cache_holder holder;
-    return &holder.cache;
-}
+// This thread's cache: see thread_cache.hpp for how it is reached (one
+// load on the fast paths below) and why it lives until the thread's last
+// thread-local destructor.
+using this_thread_frames = thread_cache<frame_cache>;
 
 [[gnu::noinline]] inline void* allocate_frame_slow(std::size_t n) {
-    frame_cache* c = this_thread_frame_cache();
+    frame_cache* c = this_thread_frames::get();
     return c ? c->allocate(n) : ::operator new(n);
 }
 
 [[gnu::noinline]] inline void deallocate_frame_slow(void* p, std::size_t n) noexcept {
-    if (frame_cache* c = this_thread_frame_cache()) c->deallocate(p, n);
+    if (frame_cache* c = this_thread_frames::get()) c->deallocate(p, n);
     else ::operator delete(p);
 }
 
@@ -585,7 +610,7 @@ struct frame_cache_holder {
 inline void* allocate_frame(std::size_t n) {
     const std::size_t c = frame_sizes::class_of(n);
     if (c < frame_sizes::classes) [[likely]] {
-        if (frame_cache* cache = this_thread_frame_cache_slot()) [[likely]] {
+        if (frame_cache* cache = this_thread_frames::slot()) [[likely]] {
             if (void* p = cache->try_pop(c)) [[likely]]
                 return p;
         }
@@ -596,7 +621,7 @@ inline void* allocate_frame(std::size_t n) {
 inline void deallocate_frame(void* p, std::size_t n) noexcept {
     const std::size_t c = frame_sizes::class_of(n);
     if (c < frame_sizes::classes) [[likely]] {
-        if (frame_cache* cache = this_thread_frame_cache_slot()) [[likely]] {
+        if (frame_cache* cache = this_thread_frames::slot()) [[likely]] {
             if (cache->try_push(c, p)) [[likely]]
                 return;
         }
@@ -1672,35 +1697,18 @@ struct node_cache {
     std::uint64_t registry_uid = 0;  // whose slots these are (0: nobody's); uids are never reused
     node_list active;                // at most `batch` slots
     node_list spare;                 // empty, or exactly `batch`
+
+    node_cache() = default;
+    node_cache(const node_cache&) = delete;
+    node_cache& operator=(const node_cache&) = delete;
+    /// At thread exit: the slots go back to their registry, if it still
+    /// exists (defined below goroutine_registry).
+    ~node_cache();
 };
 
-// Reached like frame_allocator.hpp's cache: through a trivially destructible
-// thread_local pointer, read in a function that is never inlined (no
-// coroutine keeps a thread's TLS address across a suspension); null before
-// the thread's first use and after its exit.
-[[gnu::noinline]] inline node_cache*& this_thread_node_cache_slot() noexcept {
-    thread_local node_cache* cache = nullptr;
-    return cache;
-}
-
-inline thread_local bool node_cache_gone = false;  // trivially destructible: readable at thread exit
-
-struct node_cache_holder {
-    node_cache cache;
-    node_cache_holder() noexcept { this_thread_node_cache_slot() = &cache; }
-    ~node_cache_holder() {
-        this_thread_node_cache_slot() = nullptr;
-        node_cache_gone = true;
-        if (cache.registry_uid) registry_list::instance().give_back(cache.registry_uid, cache.active, cache.spare);
-    }
-};
-
-/// This thread's cache, created on first use; null once destroyed.
-[[gnu::noinline]] inline node_cache* this_thread_node_cache() noexcept {
-    if (node_cache_gone) return nullptr;
-    thread_local node_cache_holder holder;
-    return &holder.cache;
-}
+// This thread's slots: see thread_cache.hpp (the frame allocator's caches
+// are reached the same way).
+using this_thread_nodes = thread_cache<node_cache>;
 
 class goroutine_registry {
 public:
@@ -1727,7 +1735,7 @@ public:
     /// executor, to publish with add(). Throws std::bad_alloc if a new slab
     /// was needed and could not be had (nothing changed then).
     goroutine_node& claim_node() {
-        node_cache* c = this_thread_node_cache_slot();
+        node_cache* c = this_thread_nodes::slot();
         if (c && c->registry_uid == uid_ && c->active.count) [[likely]]
             return *c->active.pop_prefetching_next();
         return claim_node_slow();
@@ -1752,7 +1760,7 @@ public:
         // snapshot), and what it reads of a later goroutine carries that
         // goroutine's newer id with it; the link it does not read.
         n.id_and_origin.store(0, std::memory_order_relaxed);
-        node_cache* c = this_thread_node_cache_slot();
+        node_cache* c = this_thread_nodes::slot();
         if (c && c->registry_uid == uid_ && c->active.count < node_cache::batch) [[likely]] {
             c->active.push(&n);
             return;
@@ -1940,7 +1948,7 @@ private:
     }
 
     [[gnu::noinline]] goroutine_node& claim_node_slow() {
-        node_cache* c = this_thread_node_cache();
+        node_cache* c = this_thread_nodes::get();
         if (!c) {  // this thread is exiting: straight from the depot
             node_list l = take_batch();
             goroutine_node* n = l.pop();
@@ -1957,7 +1965,7 @@ private:
     }
 
     [[gnu::noinline]] void remove_slow(goroutine_node& n) noexcept {
-        node_cache* c = this_thread_node_cache();
+        node_cache* c = this_thread_nodes::get();
         // A thread that only finishes goroutines (a worker running what
         // another one spawns) keeps their slots too, once its cache holds
         // nothing of another registry's; the depot then sees it once a batch.
@@ -2035,6 +2043,10 @@ inline void registry_list::give_back(std::uint64_t uid, node_list active, node_l
     std::lock_guard lock(mu_);
     for (goroutine_registry* r : registries_)
         if (r->uid() == uid) return r->give_lists(active, spare);
+}
+
+inline node_cache::~node_cache() {
+    if (registry_uid) registry_list::instance().give_back(registry_uid, active, spare);
 }
 
 }  // namespace csp::detail

@@ -42,6 +42,7 @@
 #include <new>
 
 #include "spin_mutex.hpp"
+#include "thread_cache.hpp"
 
 namespace csp::detail {
 
@@ -217,47 +218,18 @@ private:
     std::array<bin, classes> bins_{};
 };
 
-// This thread's cache is reached through a plain thread_local pointer: null
-// before the thread's first frame and again once the cache is destroyed at
-// thread exit. A pointer is trivially destructible, so it stays readable
-// while other thread-local destructors free frames, and it needs no
-// initialisation guard, so the fast path below is one load.
-//
-// The load happens in a function that is never inlined: a coroutine body
-// that read the pointer itself might keep the thread's TLS address across a
-// suspension and, resumed on another worker, use the first thread's cache.
-[[gnu::noinline]] inline frame_cache*& this_thread_frame_cache_slot() noexcept {
-    thread_local frame_cache* cache = nullptr;
-    return cache;
-}
-
-// Trivially destructible, so readable even after thread-local destructors ran.
-inline thread_local bool frame_cache_gone = false;
-
-struct frame_cache_holder {
-    frame_cache cache;
-    frame_cache_holder() noexcept { this_thread_frame_cache_slot() = &cache; }
-    ~frame_cache_holder() {
-        this_thread_frame_cache_slot() = nullptr;
-        frame_cache_gone = true;
-    }
-};
-
-/// This thread's cache, created on first use; null once it has been
-/// destroyed (thread exit).
-[[gnu::noinline]] inline frame_cache* this_thread_frame_cache() noexcept {
-    if (frame_cache_gone) return nullptr;
-    thread_local frame_cache_holder holder;
-    return &holder.cache;
-}
+// This thread's cache: see thread_cache.hpp for how it is reached (one
+// load on the fast paths below) and why it lives until the thread's last
+// thread-local destructor.
+using this_thread_frames = thread_cache<frame_cache>;
 
 [[gnu::noinline]] inline void* allocate_frame_slow(std::size_t n) {
-    frame_cache* c = this_thread_frame_cache();
+    frame_cache* c = this_thread_frames::get();
     return c ? c->allocate(n) : ::operator new(n);
 }
 
 [[gnu::noinline]] inline void deallocate_frame_slow(void* p, std::size_t n) noexcept {
-    if (frame_cache* c = this_thread_frame_cache()) c->deallocate(p, n);
+    if (frame_cache* c = this_thread_frames::get()) c->deallocate(p, n);
     else ::operator delete(p);
 }
 
@@ -265,7 +237,7 @@ struct frame_cache_holder {
 inline void* allocate_frame(std::size_t n) {
     const std::size_t c = frame_sizes::class_of(n);
     if (c < frame_sizes::classes) [[likely]] {
-        if (frame_cache* cache = this_thread_frame_cache_slot()) [[likely]] {
+        if (frame_cache* cache = this_thread_frames::slot()) [[likely]] {
             if (void* p = cache->try_pop(c)) [[likely]]
                 return p;
         }
@@ -276,7 +248,7 @@ inline void* allocate_frame(std::size_t n) {
 inline void deallocate_frame(void* p, std::size_t n) noexcept {
     const std::size_t c = frame_sizes::class_of(n);
     if (c < frame_sizes::classes) [[likely]] {
-        if (frame_cache* cache = this_thread_frame_cache_slot()) [[likely]] {
+        if (frame_cache* cache = this_thread_frames::slot()) [[likely]] {
             if (cache->try_push(c, p)) [[likely]]
                 return;
         }

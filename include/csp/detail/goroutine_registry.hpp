@@ -61,6 +61,7 @@
 #include "origin_table.hpp"
 #include "source_location.hpp"
 #include "spin_mutex.hpp"
+#include "thread_cache.hpp"
 
 namespace csp::detail {
 
@@ -228,35 +229,18 @@ struct node_cache {
     std::uint64_t registry_uid = 0;  // whose slots these are (0: nobody's); uids are never reused
     node_list active;                // at most `batch` slots
     node_list spare;                 // empty, or exactly `batch`
+
+    node_cache() = default;
+    node_cache(const node_cache&) = delete;
+    node_cache& operator=(const node_cache&) = delete;
+    /// At thread exit: the slots go back to their registry, if it still
+    /// exists (defined below goroutine_registry).
+    ~node_cache();
 };
 
-// Reached like frame_allocator.hpp's cache: through a trivially destructible
-// thread_local pointer, read in a function that is never inlined (no
-// coroutine keeps a thread's TLS address across a suspension); null before
-// the thread's first use and after its exit.
-[[gnu::noinline]] inline node_cache*& this_thread_node_cache_slot() noexcept {
-    thread_local node_cache* cache = nullptr;
-    return cache;
-}
-
-inline thread_local bool node_cache_gone = false;  // trivially destructible: readable at thread exit
-
-struct node_cache_holder {
-    node_cache cache;
-    node_cache_holder() noexcept { this_thread_node_cache_slot() = &cache; }
-    ~node_cache_holder() {
-        this_thread_node_cache_slot() = nullptr;
-        node_cache_gone = true;
-        if (cache.registry_uid) registry_list::instance().give_back(cache.registry_uid, cache.active, cache.spare);
-    }
-};
-
-/// This thread's cache, created on first use; null once destroyed.
-[[gnu::noinline]] inline node_cache* this_thread_node_cache() noexcept {
-    if (node_cache_gone) return nullptr;
-    thread_local node_cache_holder holder;
-    return &holder.cache;
-}
+// This thread's slots: see thread_cache.hpp (the frame allocator's caches
+// are reached the same way).
+using this_thread_nodes = thread_cache<node_cache>;
 
 class goroutine_registry {
 public:
@@ -283,7 +267,7 @@ public:
     /// executor, to publish with add(). Throws std::bad_alloc if a new slab
     /// was needed and could not be had (nothing changed then).
     goroutine_node& claim_node() {
-        node_cache* c = this_thread_node_cache_slot();
+        node_cache* c = this_thread_nodes::slot();
         if (c && c->registry_uid == uid_ && c->active.count) [[likely]]
             return *c->active.pop_prefetching_next();
         return claim_node_slow();
@@ -308,7 +292,7 @@ public:
         // snapshot), and what it reads of a later goroutine carries that
         // goroutine's newer id with it; the link it does not read.
         n.id_and_origin.store(0, std::memory_order_relaxed);
-        node_cache* c = this_thread_node_cache_slot();
+        node_cache* c = this_thread_nodes::slot();
         if (c && c->registry_uid == uid_ && c->active.count < node_cache::batch) [[likely]] {
             c->active.push(&n);
             return;
@@ -496,7 +480,7 @@ private:
     }
 
     [[gnu::noinline]] goroutine_node& claim_node_slow() {
-        node_cache* c = this_thread_node_cache();
+        node_cache* c = this_thread_nodes::get();
         if (!c) {  // this thread is exiting: straight from the depot
             node_list l = take_batch();
             goroutine_node* n = l.pop();
@@ -513,7 +497,7 @@ private:
     }
 
     [[gnu::noinline]] void remove_slow(goroutine_node& n) noexcept {
-        node_cache* c = this_thread_node_cache();
+        node_cache* c = this_thread_nodes::get();
         // A thread that only finishes goroutines (a worker running what
         // another one spawns) keeps their slots too, once its cache holds
         // nothing of another registry's; the depot then sees it once a batch.
@@ -591,6 +575,10 @@ inline void registry_list::give_back(std::uint64_t uid, node_list active, node_l
     std::lock_guard lock(mu_);
     for (goroutine_registry* r : registries_)
         if (r->uid() == uid) return r->give_lists(active, spare);
+}
+
+inline node_cache::~node_cache() {
+    if (registry_uid) registry_list::instance().give_back(registry_uid, active, spare);
 }
 
 }  // namespace csp::detail
