@@ -3726,6 +3726,16 @@ inline auto yield() noexcept {
 #include <unistd.h>
 #if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 34))
 #include <resolv.h>  // res_nclose, in libc itself since glibc 2.34 (before: libresolv)
+namespace csp::detail {
+/// Frees the calling thread's resolver state. A DNS query leaves it holding
+/// heap copies of the name servers' addresses, which glibc frees only as the
+/// thread exits.
+inline void free_resolver_state() noexcept { ::res_nclose(&_res); }
+}  // namespace csp::detail
+#else
+namespace csp::detail {
+inline void free_resolver_state() noexcept {}  // nothing to free, or no res_nclose without -lresolv
+}  // namespace csp::detail
 #endif
 
 #include <algorithm>
@@ -5770,15 +5780,11 @@ inline task<std::vector<address>> resolve(std::string host, std::uint16_t port) 
                 out.message = "csp::net::resolve(" + host + "): no IPv4 or IPv6 address";
             }
         }
-#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 34))
-        // A DNS query leaves this thread's resolver state holding heap
-        // copies of the name servers' addresses, which glibc frees only as
-        // the thread exits. The thread is detached: a program that ends
-        // right after its last resolve could end while this thread is still
-        // exiting, and LeakSanitizer would report them. Free them now, before
-        // the result is sent; the thread makes no other query.
-        ::res_nclose(&_res);
-#endif
+        // The thread is detached: a program that ends right after its last
+        // resolve could end while this thread is still exiting, with its
+        // resolver state allocated, and LeakSanitizer would report it. Free
+        // it now, before the result is sent; the thread makes no other query.
+        csp::detail::free_resolver_state();
         (void)result.try_send(std::move(out));
     }).detach();
     std::optional<outcome> out = co_await result.recv();
