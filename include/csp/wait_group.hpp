@@ -49,17 +49,18 @@ public:
     /// Adds `delta` (may be negative) to the counter. Safe from any thread.
     /// Throws std::logic_error if the counter would become negative (and
     /// leaves it unchanged) or leave the 32-bit range.
+    ///
+    /// Inlined (every goroutine's done() is this): the rare paths are
+    /// out-of-line functions, so that the common one is the atomic add and
+    /// two tests (W5 on one worker: 23 instructions a done() as a call).
     void add(long delta = 1) {
-        if (delta > INT32_MAX || delta < -INT32_MAX) throw std::logic_error("csp::wait_group: delta out of range");
+        if (delta > INT32_MAX || delta < -INT32_MAX) [[unlikely]] throw_delta_out_of_range();
         const std::uint64_t d = std::uint64_t(std::int64_t(delta)) << 32;  // adds delta to the high half
         // acq_rel: a done() publishes the finished goroutine's writes to the
         // waiter, which reads the word with acquire (the RMW chain carries
         // every earlier done()'s writes along).
         std::uint64_t now = state_.fetch_add(d, std::memory_order_acq_rel) + d;
-        if (counter_of(now) < 0) {
-            state_.fetch_sub(d, std::memory_order_acq_rel);
-            throw std::logic_error("csp::wait_group: negative counter");
-        }
+        if (counter_of(now) < 0) [[unlikely]] undo_and_throw_negative(d);
         if (counter_of(now) == 0 && waiters_of(now) != 0) wake_waiters();  // W2
     }
 
@@ -77,7 +78,16 @@ private:
     static std::int32_t counter_of(std::uint64_t s) noexcept { return std::int32_t(s >> 32); }
     static std::uint32_t waiters_of(std::uint64_t s) noexcept { return std::uint32_t(s); }
 
-    void wake_waiters() {
+    [[noreturn, gnu::noinline, gnu::cold]] static void throw_delta_out_of_range() {
+        throw std::logic_error("csp::wait_group: delta out of range");
+    }
+    /// The add of `d` took the counter below zero: takes it back, then throws.
+    [[noreturn, gnu::noinline, gnu::cold]] void undo_and_throw_negative(std::uint64_t d) {
+        state_.fetch_sub(d, std::memory_order_acq_rel);
+        throw std::logic_error("csp::wait_group: negative counter");
+    }
+
+    [[gnu::noinline]] void wake_waiters() {
         std::lock_guard lock(mu_);
         std::uint64_t woken = 0;
         while (detail::waiter* w = waiters_.claim_front()) {
