@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdint>
 #include <random>
 #include <set>
 #include <thread>
@@ -73,6 +74,35 @@ TEST_CASE("sizes beyond the cached classes go straight to malloc") {
     void* p = c.allocate(big);
     REQUIRE(p != nullptr);
     c.deallocate(p, big);
+}
+
+TEST_CASE("frames of up to 72 bytes get blocks that start on a cache line; larger ones do not need to") {
+    // Each small size, through a cache (new blocks, then reused ones), and
+    // through the path a thread without a cache takes (allocate_frame_slow
+    // and deallocate_frame_slow after the thread's cache is gone are the
+    // same functions: new_block and delete_block).
+    for (std::size_t n : {std::size_t(8), std::size_t(40), std::size_t(56), std::size_t(64), std::size_t(72)}) {
+        INFO("frame size " << n);
+        const std::size_t c = frame_sizes::class_of(n);
+        REQUIRE(frame_sizes::line_aligned(c));
+        frame_cache cache;
+        std::vector<void*> fresh;
+        for (std::size_t i = 0; i < 2 * batch + 3; ++i) fresh.push_back(cache.allocate(n));
+        for (void* p : fresh) REQUIRE(reinterpret_cast<std::uintptr_t>(p) % frame_sizes::line_size == 0);
+        for (void* p : fresh) cache.deallocate(p, n);
+        for (std::size_t i = 0; i < 2 * batch + 3; ++i) {
+            void* p = cache.allocate(n);
+            REQUIRE(reinterpret_cast<std::uintptr_t>(p) % frame_sizes::line_size == 0);
+            cache.deallocate(p, n);
+        }
+        void* direct = frame_sizes::new_block(c);
+        REQUIRE(reinterpret_cast<std::uintptr_t>(direct) % frame_sizes::line_size == 0);
+        frame_sizes::delete_block(c, direct);
+    }
+    // The next class up keeps malloc's alignment (W6's blocks stay block + 8
+    // bytes of RSS): only the classes up to 72 bytes are rounded to lines.
+    REQUIRE_FALSE(frame_sizes::line_aligned(frame_sizes::class_of(73)));
+    REQUIRE_FALSE(frame_sizes::line_aligned(frame_sizes::class_of(frame_size)));
 }
 
 TEST_CASE("stress: goroutines spawned on one worker and finished on another recycle frames without loss") {
