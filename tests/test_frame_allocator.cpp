@@ -105,6 +105,39 @@ TEST_CASE("frames of up to 72 bytes get blocks that start on a cache line; large
     REQUIRE_FALSE(frame_sizes::line_aligned(frame_sizes::class_of(frame_size)));
 }
 
+TEST_CASE("a free list's look-ahead links point two and four blocks down it, whatever the order of pushes and pops") {
+    // pop_prefetching_ahead fetches `fourth`, and prefetch_first follows
+    // `next` and `second`: they must name the blocks 2 and 4 below (or be
+    // null past the end) after any sequence of pushes and pops.
+    using csp::detail::block_list;
+    using csp::detail::free_block;
+    std::vector<free_block> storage(64);
+    std::vector<free_block*> free_ones;
+    for (auto& b : storage) free_ones.push_back(&b);
+    block_list list;
+    std::mt19937 rng(7);
+    auto below = [](free_block* b, int k) {
+        for (int i = 0; i < k && b; ++i) b = b->next;
+        return b;
+    };
+    for (int step = 0; step < 5000; ++step) {
+        if (!free_ones.empty() && (list.count == 0 || rng() % 3 != 0)) {
+            std::size_t i = rng() % free_ones.size();
+            list.push(free_ones[i]);
+            free_ones.erase(free_ones.begin() + std::ptrdiff_t(i));
+        } else {
+            free_ones.push_back(list.pop_prefetching_ahead(sizeof(free_block)));
+        }
+        std::size_t n = 0;
+        for (free_block* b = list.head; b; b = b->next, ++n) {
+            REQUIRE(b->second == below(b, 2));
+            REQUIRE(b->fourth == below(b, 4));
+        }
+        REQUIRE(n == list.count);
+        list.prefetch_first();  // follows the links: must not fault
+    }
+}
+
 TEST_CASE("stress: goroutines spawned on one worker and finished on another recycle frames without loss") {
     // Randomised over seeds: a producer spawns bursts of goroutines of
     // varying frame sizes that finish on whichever worker runs them; an
