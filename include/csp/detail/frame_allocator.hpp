@@ -64,8 +64,9 @@ struct frame_sizes {
     /// straddling two. Spawned on one core and run on another, a frame
     /// crosses between the cores twice per goroutine (and its block comes
     /// back through the free lists), so a straddling frame moves four lines
-    /// where an aligned one moves two. W5 on 2 workers: 0.94 of the time
-    /// with 16-byte aligned blocks (15 paired rounds, quartiles 0.89-0.98).
+    /// where an aligned one moves two. W5 on 2 workers, a trial build with
+    /// every block aligned: 0.94 of the time taken with 16-byte aligned
+    /// blocks (15 paired rounds, quartiles 0.89-0.98).
     /// Larger classes stay 16-byte aligned: rounding them to lines would
     /// cost W6 (a million parked goroutines) 423 bytes each, against 249.
     static constexpr std::size_t line_size = 64;
@@ -103,8 +104,8 @@ struct free_block {
 /// below, which the pushing thread freed itself moments ago (hot lines),
 /// and they stay right for as long as the block is on the list: a list
 /// only changes at its head, and moves between a cache and the depot whole.
-/// W5 on 2 workers: 0.96 of the time with one block ahead (six sets of
-/// 15-31 paired rounds, between 0.94 and 0.98).
+/// W5 on 2 workers: 0.96 of the time taken when fetching one block ahead
+/// (seven sets of 15-31 paired rounds, each between 0.94 and 0.98).
 struct block_list {
     free_block* head = nullptr;
     std::size_t count = 0;
