@@ -7343,16 +7343,19 @@ private:
     /// then counts the tick.
     std::coroutine_handle<> next_work(worker& w) {
         if (w.ticks_to_poll > 1 && !w.searching && !stopping_.load(std::memory_order_acquire)) {
-            if (w.runnext) {
-                --w.ticks_to_poll;
-                return std::exchange(w.runnext, {});
-            }
-            if (std::coroutine_handle<> h = w.queue.pop_newest()) {
+            if (std::coroutine_handle<> h = take_newest_own(w)) {
                 --w.ticks_to_poll;
                 return h;
             }
         }
         return find_work(w);
+    }
+
+    /// The run-next slot, else the newest local entry (owner only): the
+    /// common case of take_local_or_global, shared with next_work.
+    std::coroutine_handle<> take_newest_own(worker& w) noexcept {
+        if (w.runnext) return std::exchange(w.runnext, {});
+        return w.queue.pop_newest();
     }
 
     [[gnu::noinline]] std::coroutine_handle<> find_work(worker& w) {
@@ -7390,8 +7393,7 @@ private:
             if (auto h = take_affine(w)) return h;
             if (auto h = take_starving_oldest(w)) return h;
         }
-        if (w.runnext) return std::exchange(w.runnext, {});
-        if (auto h = w.queue.pop_newest()) return h;
+        if (auto h = take_newest_own(w)) return h;
         if (auto h = take_affine(w)) return h;
         return pop_global(w);
     }
