@@ -164,3 +164,48 @@ TEST_CASE("stress: an owner pushing and popping at both ends races thieves; ever
         REQUIRE(duplicated == 0);
     }
 }
+
+// The races at the last entries: the owner keeps its queue at one to three
+// entries, pushing and popping the newest, while two thieves steal, so that
+// a pop and a steal often go for the same entry (the pop lowers the tail
+// and then commits with a CAS; a steal of the one entry commits first).
+TEST_CASE("stress: pops of the newest entry race steals of the last ones; every entry is taken exactly once") {
+    for (std::uint32_t seed = 1; seed <= 10; ++seed) {
+        constexpr std::uintptr_t total = 200000;
+        local_queue owner_q;
+        std::vector<std::atomic<int>> taken(total + 1);
+        std::atomic<bool> done{false};
+        auto take = [&](std::coroutine_handle<> h) {
+            if (h) taken[id_of(h)].fetch_add(1, std::memory_order_relaxed);
+        };
+        std::vector<std::thread> thieves;
+        for (int t = 0; t < 2; ++t)
+            thieves.emplace_back([&] {
+                local_queue mine;
+                while (!done.load()) {
+                    take(owner_q.steal_into(mine));
+                    while (auto h = mine.pop_newest()) take(h);
+                }
+            });
+        std::mt19937 rng(seed);
+        for (std::uintptr_t i = 1; i <= total;) {
+            const std::uint32_t burst = 1 + rng() % 3;
+            for (std::uint32_t k = 0; k < burst && i <= total; ++k)
+                if (owner_q.push(token(i))) ++i;
+            const std::uint32_t pops = rng() % 4;
+            for (std::uint32_t k = 0; k < pops; ++k) take(owner_q.pop_newest());
+        }
+        while (auto h = owner_q.pop_newest()) take(h);
+        done = true;
+        for (auto& t : thieves) t.join();
+        std::uintptr_t lost = 0, duplicated = 0;
+        for (std::uintptr_t i = 1; i <= total; ++i) {
+            lost += taken[i].load() == 0;
+            duplicated += taken[i].load() > 1;
+        }
+        INFO("seed " << seed);
+        REQUIRE(lost == 0);
+        REQUIRE(duplicated == 0);
+        REQUIRE(owner_q.empty());
+    }
+}

@@ -45,20 +45,24 @@
 //   worker. A busy worker polls every `global_poll_interval` ticks when
 //   nobody sleeps in the poller, so a busy pool does not starve I/O.
 //
-// The wake-up protocol (no lost wake-ups). A poster publishes its work with
-// a seq_cst write (the local queue's CAS, or the global queue's size), then
-// loads `idle_count_` (seq_cst) and, if some worker is idle, tries to claim
-// the one "searching" token with a CAS on `searching_`. A worker about to
-// sleep first gives up searching (an RMW on `searching_`), then registers as
-// idle (an RMW on `idle_count_`), then looks at every queue once more
-// (seq_cst loads). All of these are in the one total order of seq_cst
-// operations, and a seq_cst load reads the latest modification before it in
-// that order. So either the poster's load comes first, and then the worker's
-// later look sees the work; or the worker's RMW comes first, and the poster
-// sees it idle and (having then seen its searching_ decrement) wakes someone.
-// No fences (ThreadSanitizer does not model them), and the poster's common
-// path is a plain load on x86, not a locked instruction on a line that every
-// worker writes.
+// The wake-up protocol (no lost wake-ups). A poster publishes its work (a
+// release store of a local queue's tail, or a seq_cst store of the global
+// queue's size), then loads `idle_count_` and, if some worker is idle, tries
+// to claim the one "searching" token with a CAS on `searching_`. A worker
+// about to sleep first gives up searching (an RMW on `searching_`), then
+// registers as idle (an RMW on `idle_count_`), then looks at every queue
+// once more. Between the poster's store and its load, and between the
+// worker's registration and its look, there must be a StoreLoad barrier:
+// then either the poster's load comes after the worker's registration, and
+// it sees the worker idle (and, having seen its searching_ decrement, wakes
+// someone), or the worker's look comes after the poster's store and sees
+// the work. The barrier is asymmetric (detail/asymmetric_fence.hpp): a
+// membarrier system call on the worker's side, which parks rarely, and only
+// a compiler barrier on the poster's, which posts at every csp::go. So a
+// post from a worker is a plain store and a plain load on x86, with no
+// locked instruction on the local queue or on a line that every worker
+// writes. (Before, the push was a compare-and-swap and supplied the barrier
+// itself; without membarrier both sides use a fence.)
 #pragma once
 
 #include <algorithm>
@@ -79,6 +83,7 @@
 #include "detail/activity.hpp"
 #include "detail/affinity.hpp"
 #include "detail/affinity_queue.hpp"
+#include "detail/asymmetric_fence.hpp"
 #include "detail/budget.hpp"
 #include "detail/goroutine_registry.hpp"
 #include "detail/local_queue.hpp"
@@ -114,6 +119,7 @@ public:
           deadlock_report_(std::move(detection.report)),
           deadlock_grace_(detection.grace) {
         idle_.reserve(workers_.size());
+        detail::asymmetric_fence::enable();  // before any worker posts (see the top of the file)
         for (std::size_t i = 0; i < workers_.size(); ++i) {
             workers_[i].index = i;
             workers_[i].affine_seen.resize(workers_.size());
@@ -673,6 +679,12 @@ private:
             }
             idle_count_.fetch_add(1, std::memory_order_seq_cst);
         }
+        // The rare side of the wake-up protocol's StoreLoad barrier (see
+        // the top of the file): a push that our look below misses is one
+        // whose poster sees us idle. A lone worker needs none: only it
+        // pushes to its local queue, and posts from outside go through the
+        // global queue's seq_cst size.
+        if (workers_.size() > 1) detail::asymmetric_fence::heavy();
         w.io_events->count = 0;
         if (!any_work_visible(&w) && !stopping_.load(std::memory_order_seq_cst)) {
             // Goroutines kept in another worker's affinity queue are not ours
@@ -752,7 +764,8 @@ private:
 
     /// Wakes one idle worker to look for work, unless one is searching already.
     void notify_work() {
-        if (idle_count_.load(std::memory_order_seq_cst) == 0) return;  // see the top of the file
+        detail::asymmetric_fence::light();  // after the push, before this look (see the top of the file)
+        if (idle_count_.load(std::memory_order_seq_cst) == 0) return;
         int zero = 0;
         if (!searching_.compare_exchange_strong(zero, 1, std::memory_order_seq_cst)) return;
         worker* w = nullptr;
