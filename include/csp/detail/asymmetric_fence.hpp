@@ -20,7 +20,11 @@
 //     was visible before heavy() began (the rare side's store is a locked
 //     read-modify-write in every use here).
 // Without membarrier (kernels before 4.14, seccomp filters, valgrind) both
-// sides use a seq_cst fence, and enable() says so.
+// sides do a read-modify-write of one shared atomic, and enable() says so:
+// whichever side's comes second reads the other's (acquire from its
+// release), so the store the other side made before it is visible to the
+// load this side makes after it. (Not std::atomic_thread_fence, which
+// ThreadSanitizer does not model and g++ rejects under -fsanitize=thread.)
 //
 // The C++ memory model has no word for membarrier; this is the technique of
 // liburcu and of folly's asymmetric barriers, and it relies on Linux's
@@ -53,24 +57,27 @@ public:
     /// The frequent side: between its store and its load.
     static void light() noexcept {
         if (expedited_.load(std::memory_order_relaxed)) std::atomic_signal_fence(std::memory_order_seq_cst);
-        else std::atomic_thread_fence(std::memory_order_seq_cst);
+        else meet();
     }
 
     /// The rare side: between its store and its load. Costs a system call
     /// and an interrupt of each other CPU running a thread of the process
     /// (under a microsecond on the development machine with no other thread
     /// running). Once registered, the call cannot fail (membarrier(2)); the
-    /// fence after a failure is there for form's sake.
+    /// read-modify-write after a failure is there for form's sake.
     static void heavy() noexcept {
 #if defined(__linux__) && defined(SYS_membarrier)
         if (expedited_.load(std::memory_order_relaxed) &&
             syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) == 0)
             return;
 #endif
-        std::atomic_thread_fence(std::memory_order_seq_cst);
+        meet();
     }
 
 private:
+    /// The fallback barrier: see the file comment.
+    static void meet() noexcept { meeting_point_.fetch_add(1, std::memory_order_acq_rel); }
+
     static bool register_expedited() noexcept {
 #if defined(__linux__) && defined(SYS_membarrier)
         const long cmds = syscall(SYS_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
@@ -84,6 +91,7 @@ private:
     // Set by enable() before the threads that read it exist; only ever
     // set to the same value again afterwards, so relaxed loads see it.
     static inline std::atomic<bool> expedited_{false};
+    static inline std::atomic<unsigned> meeting_point_{0};
 };
 
 }  // namespace csp::detail
