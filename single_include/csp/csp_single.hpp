@@ -6571,7 +6571,8 @@ private:
 // post from a worker is a plain store and a plain load on x86, with no
 // locked instruction on the local queue or on a line that every worker
 // writes. (Before, the push was a compare-and-swap and supplied the barrier
-// itself; without membarrier both sides use a fence.)
+// itself; without membarrier both sides do a read-modify-write of one
+// shared atomic.)
 
 #include <algorithm>
 #include <array>
