@@ -78,7 +78,7 @@ TEST_CASE("enable() is idempotent and says whether membarrier carries the barrie
 // only, it found 52 and 89 rounds in 200,000 where both sides missed (the
 // frequent side's load passing its store; the development machine, x86-64).
 // With the barriers each round costs a membarrier call, which interrupts the
-// other thread's CPU (60-170 microseconds a round in a virtual machine), so
+// other thread's CPU (14-170 microseconds a round in a virtual machine), so
 // the test runs 20,000 rounds: a broken barrier would be expected to show in
 // about five of them.
 TEST_CASE("stress: with light() and heavy(), one side of Dekker's pattern always sees the other") {
