@@ -109,59 +109,77 @@ TEST_CASE("the indices wrap around many times without losing order") {
     REQUIRE(q.empty());
 }
 
+// The stress harness: two thieves steal from `owner_q` (and run what they
+// stole) while `owner(owner_q, take)` drives it from this thread, queueing
+// tokens 1..total; then the owner drains what is left. Counts how often each
+// token was taken (no REQUIRE on the thieves' threads: Catch is not
+// thread-safe).
+struct stress_outcome {
+    std::uintptr_t lost = 0, duplicated = 0;
+    bool empty_at_end = false;
+};
+
+template <class Owner>
+stress_outcome race_two_thieves(std::uintptr_t total, Owner&& owner) {
+    local_queue owner_q;
+    std::vector<std::atomic<int>> taken(total + 1);
+    std::atomic<bool> done{false};
+    auto take = [&](std::coroutine_handle<> h) {
+        if (h) taken[id_of(h)].fetch_add(1, std::memory_order_relaxed);
+    };
+    std::vector<std::thread> thieves;
+    for (int t = 0; t < 2; ++t)
+        thieves.emplace_back([&] {
+            local_queue mine;
+            while (!done.load()) {
+                take(owner_q.steal_into(mine));
+                while (auto h = mine.pop_newest()) take(h);
+            }
+        });
+    owner(owner_q, take);
+    while (auto h = owner_q.pop_newest()) take(h);
+    done = true;
+    for (auto& t : thieves) t.join();
+    stress_outcome out;
+    for (std::uintptr_t i = 1; i <= total; ++i) {
+        out.lost += taken[i].load() == 0;
+        out.duplicated += taken[i].load() > 1;
+    }
+    out.empty_at_end = owner_q.empty();
+    return out;
+}
+
 TEST_CASE("stress: an owner pushing and popping at both ends races thieves; every entry is taken exactly once") {
     for (std::uint32_t seed = 1; seed <= 20; ++seed) {
         constexpr std::uintptr_t total = 200000;
-        local_queue owner_q;
-        std::vector<std::atomic<int>> taken(total + 1);
-        std::atomic<bool> done{false};
-        // No REQUIRE on the thieves' threads (Catch is not thread-safe): count.
-        auto take = [&](std::coroutine_handle<> h) {
-            if (h) taken[id_of(h)].fetch_add(1, std::memory_order_relaxed);
-        };
-        std::vector<std::thread> thieves;
-        for (int t = 0; t < 2; ++t)
-            thieves.emplace_back([&] {
-                local_queue mine;
-                while (!done.load()) {
-                    take(owner_q.steal_into(mine));
-                    while (auto h = mine.pop_newest()) take(h);
+        stress_outcome out = race_two_thieves(total, [&](local_queue& owner_q, auto& take) {
+            std::mt19937 rng(seed);
+            for (std::uintptr_t i = 1; i <= total;) {
+                switch (rng() % 6) {
+                    case 0: take(owner_q.pop_newest()); break;
+                    case 1: take(owner_q.pop_oldest()); break;
+                    case 2:  // a yield: at the end the thieves take from
+                        if (owner_q.push_oldest(token(i))) ++i;
+                        else owner_q.pop_half(take);
+                        break;
+                    case 3: {  // a batch (a thief refilling its queue, a share of the global queue)
+                        std::coroutine_handle<> batch[5];
+                        std::uint32_t n = std::uint32_t(std::min<std::uintptr_t>(1 + rng() % 5, total + 1 - i));
+                        for (std::uint32_t k = 0; k < n; ++k) batch[k] = token(i + k);
+                        std::uint32_t queued = owner_q.push_batch(batch, n);
+                        i += queued;
+                        if (queued < n) owner_q.pop_half(take);
+                        break;
+                    }
+                    default:
+                        if (owner_q.push(token(i))) ++i;
+                        else owner_q.pop_half(take);
                 }
-            });
-        std::mt19937 rng(seed);
-        for (std::uintptr_t i = 1; i <= total;) {
-            switch (rng() % 6) {
-                case 0: take(owner_q.pop_newest()); break;
-                case 1: take(owner_q.pop_oldest()); break;
-                case 2:  // a yield: at the end the thieves take from
-                    if (owner_q.push_oldest(token(i))) ++i;
-                    else owner_q.pop_half(take);
-                    break;
-                case 3: {  // a batch (a thief refilling its queue, a share of the global queue)
-                    std::coroutine_handle<> batch[5];
-                    std::uint32_t n = std::uint32_t(std::min<std::uintptr_t>(1 + rng() % 5, total + 1 - i));
-                    for (std::uint32_t k = 0; k < n; ++k) batch[k] = token(i + k);
-                    std::uint32_t queued = owner_q.push_batch(batch, n);
-                    i += queued;
-                    if (queued < n) owner_q.pop_half(take);
-                    break;
-                }
-                default:
-                    if (owner_q.push(token(i))) ++i;
-                    else owner_q.pop_half(take);
             }
-        }
-        while (auto h = owner_q.pop_newest()) take(h);
-        done = true;
-        for (auto& t : thieves) t.join();
-        std::uintptr_t lost = 0, duplicated = 0;
-        for (std::uintptr_t i = 1; i <= total; ++i) {
-            lost += taken[i].load() == 0;
-            duplicated += taken[i].load() > 1;
-        }
+        });
         INFO("seed " << seed);
-        REQUIRE(lost == 0);
-        REQUIRE(duplicated == 0);
+        REQUIRE(out.lost == 0);
+        REQUIRE(out.duplicated == 0);
     }
 }
 
@@ -172,40 +190,19 @@ TEST_CASE("stress: an owner pushing and popping at both ends races thieves; ever
 TEST_CASE("stress: pops of the newest entry race steals of the last ones; every entry is taken exactly once") {
     for (std::uint32_t seed = 1; seed <= 10; ++seed) {
         constexpr std::uintptr_t total = 200000;
-        local_queue owner_q;
-        std::vector<std::atomic<int>> taken(total + 1);
-        std::atomic<bool> done{false};
-        auto take = [&](std::coroutine_handle<> h) {
-            if (h) taken[id_of(h)].fetch_add(1, std::memory_order_relaxed);
-        };
-        std::vector<std::thread> thieves;
-        for (int t = 0; t < 2; ++t)
-            thieves.emplace_back([&] {
-                local_queue mine;
-                while (!done.load()) {
-                    take(owner_q.steal_into(mine));
-                    while (auto h = mine.pop_newest()) take(h);
-                }
-            });
-        std::mt19937 rng(seed);
-        for (std::uintptr_t i = 1; i <= total;) {
-            const std::uint32_t burst = 1 + rng() % 3;
-            for (std::uint32_t k = 0; k < burst && i <= total; ++k)
-                if (owner_q.push(token(i))) ++i;
-            const std::uint32_t pops = rng() % 4;
-            for (std::uint32_t k = 0; k < pops; ++k) take(owner_q.pop_newest());
-        }
-        while (auto h = owner_q.pop_newest()) take(h);
-        done = true;
-        for (auto& t : thieves) t.join();
-        std::uintptr_t lost = 0, duplicated = 0;
-        for (std::uintptr_t i = 1; i <= total; ++i) {
-            lost += taken[i].load() == 0;
-            duplicated += taken[i].load() > 1;
-        }
+        stress_outcome out = race_two_thieves(total, [&](local_queue& owner_q, auto& take) {
+            std::mt19937 rng(seed);
+            for (std::uintptr_t i = 1; i <= total;) {
+                const std::uint32_t burst = 1 + rng() % 3;
+                for (std::uint32_t k = 0; k < burst && i <= total; ++k)
+                    if (owner_q.push(token(i))) ++i;
+                const std::uint32_t pops = rng() % 4;
+                for (std::uint32_t k = 0; k < pops; ++k) take(owner_q.pop_newest());
+            }
+        });
         INFO("seed " << seed);
-        REQUIRE(lost == 0);
-        REQUIRE(duplicated == 0);
-        REQUIRE(owner_q.empty());
+        REQUIRE(out.lost == 0);
+        REQUIRE(out.duplicated == 0);
+        REQUIRE(out.empty_at_end);
     }
 }
