@@ -55,8 +55,14 @@ namespace detail {
 class task_promise_base {
 public:
     // Frames come from a per-thread cache (detail/frame_allocator.hpp).
-    static void* operator new(std::size_t n) { return allocate_frame(n); }
-    static void operator delete(void* p, std::size_t n) noexcept { deallocate_frame(p, n); }
+    // Forced inline, so that each coroutine's frame size is a constant in
+    // them and its size class folds away. g++ 12 had stopped inlining the
+    // delete into the coroutines' destroy paths (a call that computed the
+    // class at run time on every goroutine's exit): forcing it took W8 `fib`
+    // from 967 to 938 instructions a call (callgrind, one worker), 29 fewer
+    // per goroutine, as in W5.
+    [[gnu::always_inline]] static void* operator new(std::size_t n) { return allocate_frame(n); }
+    [[gnu::always_inline]] static void operator delete(void* p, std::size_t n) noexcept { deallocate_frame(p, n); }
 
     std::suspend_always initial_suspend() noexcept { return {}; }
 
