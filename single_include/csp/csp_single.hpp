@@ -7172,10 +7172,10 @@ public:
                 return;
             }
             push_local(*w, displaced);
+            notify_work();
         } else {
-            push_global(h, /*from_outside=*/true);
+            post_from_outside(h);
         }
-        notify_work();
     }
 
     /// Queues `h` behind the work already queued (for csp::yield and the
@@ -7328,7 +7328,19 @@ private:
 
     void push_local(worker& w, std::coroutine_handle<> h) {
         if (w.queue.push(h)) return;
-        // Full: move half of it, and h, to the global queue in one go.
+        overflow_to_global(w, h);
+    }
+
+    // The rare paths of post, out of line: inlined, their locks made every
+    // post (a spawn, a wake-up) save and restore six registers.
+    [[gnu::noinline]] void post_from_outside(std::coroutine_handle<> h) {
+        push_global(h, /*from_outside=*/true);
+        notify_work();
+    }
+
+    /// A full local queue: moves half of it, and h, to the global queue in
+    /// one go.
+    [[gnu::noinline]] void overflow_to_global(worker& w, std::coroutine_handle<> h) {
         std::lock_guard lock(global_mu_);
         w.queue.pop_half([&](std::coroutine_handle<> x) { global_push_locked(x); });
         global_push_locked(h);
@@ -7774,9 +7786,15 @@ private:
     }
 
     /// Wakes one idle worker to look for work, unless one is searching already.
+    /// The check is inline (every spawn makes it, and a busy pool has no idle
+    /// worker); the wake-up is not.
     void notify_work() {
         detail::asymmetric_fence::light();  // after the push, before this look (see the top of the file)
         if (idle_count_.load(std::memory_order_seq_cst) == 0) return;
+        wake_an_idle_worker();
+    }
+
+    [[gnu::noinline]] void wake_an_idle_worker() {
         int zero = 0;
         if (!searching_.compare_exchange_strong(zero, 1, std::memory_order_seq_cst)) return;
         worker* w = nullptr;
