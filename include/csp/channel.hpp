@@ -265,7 +265,7 @@ public:
         if (yielded(h)) return;
         park(h, detail::goroutine_of(h), detail::channel_wait_kind_of<T, true>(ch_), ch_ ? state()->capacity() : 0);
     }
-    void await_resume() {
+    [[gnu::always_inline]] void await_resume() {
         if (armed()) case_woken();  // parked: the counterpart decided
         case_result();
     }
