@@ -32,7 +32,7 @@ DECLARATIONS = [
 
 CLASS_OPEN = re.compile(r"^(class|struct)\s+(?:\[\[\w+\]\]\s+)?(\w+(?:::\w+)*)\b[^;]*$")
 ACCESS = re.compile(r"^(public|private|protected):")
-MEMBER = re.compile(r"^    (?!\s)(?!return|using|friend|static_assert|template|//)[\w:<>,&\*\s~]*?\b(\w+)\s*\(")
+MEMBER = re.compile(r"^    (?!\s)(?!return|using|friend|static_assert|template|//)(?:\[\[[\w:, ]+\]\]\s+)?[\w:<>,&\*\s~]*?\b(\w+)\s*\(")
 
 
 def public_names(header: pathlib.Path):
