@@ -72,6 +72,39 @@ TEST_CASE("a raised gate stops lock-free operations on its end but not privilege
     REQUIRE(r.pop() == 3);
 }
 
+TEST_CASE("one lock-free try (push_once, pop_once) gives the verdicts of a whole lock-free operation") {
+    // await_ready makes this one try itself; only lost and busy, which need
+    // another thread, send it on to push_again / pop_again.
+    for (std::size_t capacity : {1u, 3u, 16u}) {
+        long_ring r(capacity);
+        std::optional<long> out;
+        REQUIRE(r.ring.pop_once<long>(out) == ring_result::not_ready);  // empty, gate down
+        for (long v = 0; v < long(capacity); ++v) REQUIRE(r.ring.push_once(v) == ring_result::done);
+        long extra = 99;
+        REQUIRE(r.ring.push_once(extra) == ring_result::not_ready);  // full
+        for (long v = 0; v < long(capacity); ++v) {
+            REQUIRE(r.ring.pop_once<long>(out) == ring_result::done);
+            REQUIRE(out == v);
+            out.reset();
+        }
+        r.ring.set_tail_gate(true);  // closed, or someone parked: the locked path must decide
+        REQUIRE(r.ring.push_once(extra) == ring_result::refused);
+        REQUIRE(r.ring.pop_once<long>(out) == ring_result::refused);  // empty with the tail gate up
+        r.ring.set_tail_gate(false);
+        REQUIRE(r.ring.push_once(extra) == ring_result::done);
+        r.ring.set_head_gate(true);
+        REQUIRE(r.ring.pop_once<long>(out) == ring_result::refused);
+        r.ring.set_head_gate(false);
+        REQUIRE(r.ring.pop_once<long>(out) == ring_result::done);
+        REQUIRE(out == 99);
+        REQUIRE_FALSE(channel_ring::needs_again(ring_result::done));
+        REQUIRE_FALSE(channel_ring::needs_again(ring_result::not_ready));
+        REQUIRE_FALSE(channel_ring::needs_again(ring_result::refused));
+        REQUIRE(channel_ring::needs_again(ring_result::lost));
+        REQUIRE(channel_ring::needs_again(ring_result::busy));
+    }
+}
+
 TEST_CASE("a channel ring destroys the values it still holds exactly once") {
     long before = counted::live.load();
     {

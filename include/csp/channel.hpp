@@ -158,9 +158,11 @@ protected:
 
     /// Called by await_ready after the operation completed at once: true to
     /// continue without suspending, false to suspend just to yield, because
-    /// the thread's cooperative budget is spent (detail/budget.hpp).
-    bool continue_or_yield() noexcept {
-        if (!should_yield()) return true;
+    /// the thread's cooperative budget is spent (detail/budget.hpp). Out of
+    /// line, with the budget's counter inlined into it: await_ready's fast
+    /// path ends in a jump here, and keeps no register across a call.
+    [[gnu::noinline]] bool continue_or_yield() noexcept {
+        if (spend_budget_unit() || !current_executor()) return true;
         yield_instead_ = true;
         return false;
     }
@@ -253,12 +255,19 @@ public:
           src_(copy_ ? &*copy_ : other.src_),
           status_(other.status_) {}
 
-    bool await_ready() {
-        if (!ch_) return false;  // nil: blocks forever
-        detail::ring_result fast = case_try_fast();
-        if (fast != detail::ring_result::done && !complete_or_prepare_to_park(fast, [this] { return case_try_locked(); }))
-            return false;  // still locked: await_suspend parks
-        return continue_or_yield();
+    /// A buffered channel's lock-free try, then a jump to the budget check
+    /// or to the slow half. Never inlined into the awaiting coroutine: its
+    /// resume function would save more registers around every await.
+    [[gnu::noinline]] bool await_ready() {
+        if (ch_ && state()->ring.enabled()) [[likely]] {
+            detail::ring_result fast = state()->try_send_once(*src_);
+            if (fast == detail::ring_result::done) [[likely]] {
+                status_ = chan_status::ok;
+                return continue_or_yield();
+            }
+            return finish_or_prepare_to_park(fast);
+        }
+        return finish_or_prepare_to_park(detail::ring_result::refused);
     }
     template <class P>
     void await_suspend(std::coroutine_handle<P> h) {
@@ -298,6 +307,21 @@ public:
     }
 
 private:
+    /// await_ready's slow half (and an unbuffered or nil channel's whole
+    /// await_ready): out of line, so that a lock-free send that completes
+    /// needs none of the registers this one saves.
+    [[gnu::noinline]] bool finish_or_prepare_to_park(detail::ring_result fast) {
+        if (!ch_) return false;  // nil: blocks forever
+        if (detail::channel_ring::needs_again(fast)) {
+            fast = state()->try_send_again(*src_, fast);
+            if (fast == detail::ring_result::done) status_ = chan_status::ok;
+        }
+        if (fast != detail::ring_result::done &&
+            !complete_or_prepare_to_park(fast, [this] { return case_try_locked(); }))
+            return false;  // still locked: await_suspend parks
+        return continue_or_yield();
+    }
+
     friend T& detail::send_source<T>(detail::waiter&) noexcept;
     /// The value that the send queued as `w` offers.
     static T& source_of(detail::waiter& w) noexcept { return *static_cast<send_awaiter&>(owner_of(w)).src_; }
@@ -321,12 +345,15 @@ public:
     }
     ~recv_awaiter() { drop_result(); }
 
-    bool await_ready() {
-        if (!ch_) return false;  // nil: blocks forever
-        detail::ring_result fast = case_try_fast();
-        if (fast != detail::ring_result::done && !complete_or_prepare_to_park(fast, [this] { return case_try_locked(); }))
-            return false;  // still locked: await_suspend parks
-        return continue_or_yield();
+    /// Like send's: the lock-free try, then a jump.
+    [[gnu::noinline]] bool await_ready() {
+        if (ch_ && state()->ring.enabled()) [[likely]] {
+            detail::ring_result fast = state()->try_recv_once(into());
+            if (fast == detail::ring_result::done) [[likely]]
+                return continue_or_yield();
+            return finish_or_prepare_to_park(fast);
+        }
+        return finish_or_prepare_to_park(detail::ring_result::refused);
     }
     template <class P>
     void await_suspend(std::coroutine_handle<P> h) {
@@ -366,6 +393,16 @@ public:
     }
 
 private:
+    /// await_ready's slow half, out of line like send's.
+    [[gnu::noinline]] bool finish_or_prepare_to_park(detail::ring_result fast) {
+        if (!ch_) return false;  // nil: blocks forever
+        if (detail::channel_ring::needs_again(fast)) fast = state()->try_recv_again(into(), fast);
+        if (fast != detail::ring_result::done &&
+            !complete_or_prepare_to_park(fast, [this] { return case_try_locked(); }))
+            return false;  // still locked: await_suspend parks
+        return continue_or_yield();
+    }
+
     friend detail::receive_into<T> detail::receive_target<T>(detail::waiter&) noexcept;
     /// Where the receive queued as `w` takes its value.
     static detail::receive_into<T> target_of(detail::waiter& w) noexcept {

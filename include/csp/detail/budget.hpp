@@ -7,8 +7,10 @@
 // completes as usual and then yields (re-queues its coroutine behind the
 // others) instead of continuing. Executors refill it on every resumption.
 //
-// The counter is thread-local but only touched inside these non-inlined
-// functions, so no compiler can cache its address across a co_await. The
+// The counter is thread-local but only touched inside non-inlined functions
+// (these, and the channel awaiters' continue_or_yield, which inlines
+// spend_budget_unit), so no compiler can cache its address across a
+// co_await. The
 // same goes for the other per-resumption fact kept here: whether a
 // goroutine ended during the resumption (work_stealing_pool's run-next
 // rule, after_goroutine_ended, reads it).
@@ -21,12 +23,14 @@ namespace csp::detail {
 inline constexpr int budget_per_resumption = 128;
 inline thread_local int budget_left = budget_per_resumption;
 
-/// Spends one unit; false when the caller should yield now.
-[[gnu::noinline]] inline bool consume_budget() noexcept {
+/// Spends one unit; false when the caller should yield now. Only for the
+/// body of a non-inlined function (see the top); others call consume_budget.
+[[gnu::always_inline]] inline bool spend_budget_unit() noexcept {
     if (--budget_left > 0) return true;
     budget_left = budget_per_resumption;
     return false;
 }
+[[gnu::noinline]] inline bool consume_budget() noexcept { return spend_budget_unit(); }
 
 [[gnu::noinline]] inline void refill_budget() noexcept { budget_left = budget_per_resumption; }
 

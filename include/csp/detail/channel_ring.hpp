@@ -103,6 +103,9 @@ enum class ring_result : unsigned char {
                 ///< (receive) could not complete, nobody was parked on that
                 ///< side and the channel was not closed
     refused,    ///< a gate was up, or the slot stayed busy: ask the locked path
+    // Only from push_once and pop_once (see there): no verdict yet.
+    lost,  ///< lost the race to claim the position
+    busy,  ///< the slot is in another operation's hands
 };
 
 /// The ring of a buffered channel: untyped, so that channel_base (which
@@ -175,6 +178,98 @@ public:
     /// channel's lock held): done unless the ring is full.
     template <class T>
     [[gnu::always_inline]] ring_result push(T& src, bool privileged) noexcept {
+        if (privileged) return push_loop(src, true);
+        ring_result r = push_once(src);
+        return needs_again(r) ? push_again(src, r) : r;
+    }
+
+    /// Takes the oldest value into `out` (a std::optional<T> or a
+    /// receive_into<T>). Lock-free: not_ready if the ring is empty and the
+    /// tail gate down, refused if a gate is up or the head stays busy.
+    /// Privileged: done unless the ring is empty.
+    template <class T, class Out>
+    [[gnu::always_inline]] ring_result pop(Out&& out, bool privileged) noexcept {
+        if (privileged) return pop_loop<T>(out, true);
+        ring_result r = pop_once<T>(out);
+        return needs_again(r) ? pop_again<T, Out>(out, r) : r;
+    }
+
+    // A lock-free push (pop) in two halves, for a channel's await_ready,
+    // which inlines the first and jumps to its own slow half for the rest.
+    // The first makes one try, whose verdicts (gate up, a free slot claimed
+    // at once, full) are those of push_loop at round 0; when it has none
+    // (it lost the claim, or a slot is in another operation's hands) it
+    // answers `lost` or `busy`, and the second runs the whole loop out of
+    // line (from the start: the loop is right from any state). The loop's
+    // registers would make every await save and restore more, and so would
+    // any call made from the first half (W2 at capacity 1024: 198 to 155
+    // instructions a message).
+
+    /// One try of a lock-free push.
+    template <class T>
+    [[gnu::always_inline]] ring_result push_once(T& src) noexcept {
+        std::uint64_t word = tail_->load(std::memory_order_relaxed);
+        if (word & gate_) return ring_result::refused;
+        ring_slot<T>& slot = slots<T>()[index_of(word)];
+        const std::uint64_t stamp = slot.stamp.load(std::memory_order_acquire);
+        if (stamp == word) [[likely]] {
+            if (tail_->compare_exchange_weak(word, next(word), std::memory_order_seq_cst,
+                                             std::memory_order_relaxed)) [[likely]] {
+                ::new (static_cast<void*>(slot.value.bytes)) T(std::move(src));
+                slot.stamp.store(word + 1, std::memory_order_release);
+                return ring_result::done;
+            }
+            return ring_result::lost;
+        }
+        if (stamp + one_lap() == word + 1) {  // full? as in push_loop
+            const std::uint64_t head = head_->load(std::memory_order_seq_cst) & ~gate_;
+            if (head + one_lap() == word) return ring_result::not_ready;
+        }
+        return ring_result::busy;
+    }
+    /// The rest of a lock-free push whose push_once answered lost or busy.
+    template <class T>
+    [[gnu::noinline]] ring_result push_again(T& src, ring_result first) noexcept {
+        if (first == ring_result::lost) lost_race(0);
+        return push_loop(src, false);
+    }
+
+    /// One try of a lock-free pop, like push_once.
+    template <class T, class Out>
+    [[gnu::always_inline]] ring_result pop_once(Out& out) noexcept {
+        std::uint64_t word = head_->load(std::memory_order_relaxed);
+        if (word & gate_) return ring_result::refused;
+        ring_slot<T>& slot = slots<T>()[index_of(word)];
+        const std::uint64_t stamp = slot.stamp.load(std::memory_order_acquire);
+        if (stamp == word + 1) [[likely]] {
+            if (head_->compare_exchange_weak(word, next(word), std::memory_order_seq_cst,
+                                             std::memory_order_relaxed)) [[likely]] {
+                take_value(slot, out, word);
+                return ring_result::done;
+            }
+            return ring_result::lost;
+        }
+        if (stamp == word) {  // empty? as in pop_loop
+            const std::uint64_t tail = tail_->load(std::memory_order_seq_cst);
+            if ((tail & ~gate_) == word) return tail & gate_ ? ring_result::refused : ring_result::not_ready;
+        }
+        return ring_result::busy;
+    }
+    /// The rest of a lock-free pop whose pop_once answered lost or busy.
+    /// (`out` is taken by value when it is a receive_into, two pointers
+    /// passed in registers: by reference, they would have to be stored.)
+    template <class T, class Out>
+    [[gnu::noinline]] ring_result pop_again(Out out, ring_result first) noexcept {
+        if (first == ring_result::lost) lost_race(0);
+        return pop_loop<T>(out, false);
+    }
+
+    /// True if a push_once (pop_once) answer needs push_again (pop_again).
+    static bool needs_again(ring_result r) noexcept { return r >= ring_result::lost; }
+
+private:
+    template <class T>
+    [[gnu::always_inline]] ring_result push_loop(T& src, bool privileged) noexcept {
         std::uint64_t word = tail_->load(std::memory_order_relaxed);
         for (int round = 0;; ++round) {
             if (!privileged && (word & gate_)) return ring_result::refused;
@@ -201,12 +296,8 @@ public:
         }
     }
 
-    /// Takes the oldest value into `out` (a std::optional<T> or a
-    /// receive_into<T>). Lock-free: not_ready if the ring is empty and the
-    /// tail gate down, refused if a gate is up or the head stays busy.
-    /// Privileged: done unless the ring is empty.
     template <class T, class Out>
-    [[gnu::always_inline]] ring_result pop(Out&& out, bool privileged) noexcept {
+    [[gnu::always_inline]] ring_result pop_loop(Out& out, bool privileged) noexcept {
         std::uint64_t word = head_->load(std::memory_order_relaxed);
         for (int round = 0;; ++round) {
             if (!privileged && (word & gate_)) return ring_result::refused;
@@ -215,10 +306,7 @@ public:
             const std::uint64_t stamp = slot.stamp.load(std::memory_order_acquire);
             if (stamp == pos + 1) {  // the slot holds the value of `pos`: claim it
                 if (claim(*head_, word, next(pos) | (word & gate_), privileged)) {
-                    T& value = slot.value.get();
-                    out.emplace(std::move(value));
-                    value.~T();
-                    slot.stamp.store(pos + one_lap(), std::memory_order_release);
+                    take_value(slot, out, pos);
                     return ring_result::done;
                 }
                 lost_race(round);
@@ -237,6 +325,17 @@ public:
         }
     }
 
+    /// Moves the value of claimed position `pos` out of `slot` into `out`
+    /// and frees the slot for the next lap.
+    template <class T, class Out>
+    [[gnu::always_inline]] void take_value(ring_slot<T>& slot, Out& out, std::uint64_t pos) noexcept {
+        T& value = slot.value.get();
+        out.emplace(std::move(value));
+        value.~T();
+        slot.stamp.store(pos + one_lap(), std::memory_order_release);
+    }
+
+public:
     /// Raising a gate sends the lock-free operations on that end to the
     /// locked path. Called with the channel's lock held (see the top).
     void set_tail_gate(bool raised) noexcept { set_gate(*tail_, raised); }
@@ -261,7 +360,9 @@ private:
     std::uint64_t index_of(std::uint64_t pos) const noexcept { return pos & (gate_ - 1); }
     /// The position after `pos`: the next index, or index 0 of the next lap.
     std::uint64_t next(std::uint64_t pos) const noexcept {
-        return index_of(pos) + 1 < capacity_ ? pos + 1 : (pos & ~(one_lap() - 1)) + one_lap();
+        if (index_of(pos) + 1 < capacity_) [[likely]]
+            return pos + 1;
+        return (pos & ~(one_lap() - 1)) + one_lap();
     }
 
     // While a word's gate is up, only the holder of the channel's lock

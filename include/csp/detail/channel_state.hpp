@@ -187,7 +187,17 @@ public:
     template <class Out>
     [[gnu::always_inline]] ring_result try_recv_fast(Out&& out) noexcept {
         if (!ring.enabled()) return ring_result::refused;
-        return ring.pop<T>(out, false);
+        return ring.pop<T>(std::forward<Out>(out), false);
+    }
+
+    /// The same in two halves, for a channel await_ready (see
+    /// channel_ring::push_once): one try, inlined, and the rest, needed only
+    /// if the first answered lost or busy. The ring must be enabled.
+    [[gnu::always_inline]] ring_result try_send_once(T& src) noexcept { return ring.push_once(src); }
+    ring_result try_send_again(T& src, ring_result first) noexcept { return ring.push_again(src, first); }
+    [[gnu::always_inline]] ring_result try_recv_once(receive_into<T> out) noexcept { return ring.pop_once<T>(out); }
+    ring_result try_recv_again(receive_into<T> out, ring_result first) noexcept {
+        return ring.pop_again<T, receive_into<T>>(out, first);
     }
 
     // ---- the locked path ----
