@@ -10,10 +10,9 @@
 // The counter is thread-local but only touched inside non-inlined functions
 // (these, and the channel awaiters' continue_or_yield, which inlines
 // spend_budget_unit), so no compiler can cache its address across a
-// co_await. The
-// same goes for the other per-resumption fact kept here: whether a
-// goroutine ended during the resumption (work_stealing_pool's run-next
-// rule, after_goroutine_ended, reads it).
+// co_await. The same goes for the other per-resumption fact kept here:
+// whether a goroutine ended during the resumption (work_stealing_pool's
+// run-next rule, after_goroutine_ended, reads it).
 #pragma once
 
 #include "affinity.hpp"
