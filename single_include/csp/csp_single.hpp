@@ -792,7 +792,7 @@ enum class ring_result : unsigned char {
                 ///< (receive) could not complete, nobody was parked on that
                 ///< side and the channel was not closed
     refused,    ///< a gate was up, or the slot stayed busy: ask the locked path
-    // Only from push_once and pop_once (see there): no verdict yet.
+    // Only from push_once and pop_once (and the steps they make): no verdict yet.
     lost,  ///< lost the race to claim the position
     busy,  ///< the slot is in another operation's hands
 };
@@ -885,36 +885,19 @@ public:
 
     // A lock-free push (pop) in two halves, for a channel's await_ready,
     // which inlines the first and jumps to its own slow half for the rest.
-    // The first makes one try, whose verdicts (gate up, a free slot claimed
-    // at once, full) are those of push_loop at round 0; when it has none
-    // (it lost the claim, or a slot is in another operation's hands) it
-    // answers `lost` or `busy`, and the second runs the whole loop out of
-    // line (from the start: the loop is right from any state). The loop's
-    // registers would make every await save and restore more, and so would
-    // any call made from the first half (W2 at capacity 1024: 198 to 155
-    // instructions a message).
+    // The first is one step (push_step, below), the loop's first round: it
+    // gives the operation's verdict when it can (gate up, a free slot claimed
+    // at once, full), and otherwise says why it could not (`lost`, `busy`);
+    // then the second runs the whole loop out of line (from the start: the
+    // loop is right from any state). The loop's registers would make every
+    // await save and restore more, and so would any call made from the first
+    // half (W2 at capacity 1024: 198 to 147 instructions a message).
 
     /// One try of a lock-free push.
     template <class T>
     [[gnu::always_inline]] ring_result push_once(T& src) noexcept {
         std::uint64_t word = tail_->load(std::memory_order_relaxed);
-        if (word & gate_) return ring_result::refused;
-        ring_slot<T>& slot = slots<T>()[index_of(word)];
-        const std::uint64_t stamp = slot.stamp.load(std::memory_order_acquire);
-        if (stamp == word) [[likely]] {
-            if (tail_->compare_exchange_weak(word, next(word), std::memory_order_seq_cst,
-                                             std::memory_order_relaxed)) [[likely]] {
-                ::new (static_cast<void*>(slot.value.bytes)) T(std::move(src));
-                slot.stamp.store(word + 1, std::memory_order_release);
-                return ring_result::done;
-            }
-            return ring_result::lost;
-        }
-        if (stamp + one_lap() == word + 1) {  // full? as in push_loop
-            const std::uint64_t head = head_->load(std::memory_order_seq_cst) & ~gate_;
-            if (head + one_lap() == word) return ring_result::not_ready;
-        }
-        return ring_result::busy;
+        return push_step(src, word, false);
     }
     /// The rest of a lock-free push whose push_once answered lost or busy.
     template <class T>
@@ -927,22 +910,7 @@ public:
     template <class T, class Out>
     [[gnu::always_inline]] ring_result pop_once(Out& out) noexcept {
         std::uint64_t word = head_->load(std::memory_order_relaxed);
-        if (word & gate_) return ring_result::refused;
-        ring_slot<T>& slot = slots<T>()[index_of(word)];
-        const std::uint64_t stamp = slot.stamp.load(std::memory_order_acquire);
-        if (stamp == word + 1) [[likely]] {
-            if (head_->compare_exchange_weak(word, next(word), std::memory_order_seq_cst,
-                                             std::memory_order_relaxed)) [[likely]] {
-                take_value(slot, out, word);
-                return ring_result::done;
-            }
-            return ring_result::lost;
-        }
-        if (stamp == word) {  // empty? as in pop_loop
-            const std::uint64_t tail = tail_->load(std::memory_order_seq_cst);
-            if ((tail & ~gate_) == word) return tail & gate_ ? ring_result::refused : ring_result::not_ready;
-        }
-        return ring_result::busy;
+        return pop_step<T>(out, word, false);
     }
     /// The rest of a lock-free pop whose pop_once answered lost or busy.
     /// (`out` is taken by value when it is a receive_into, two pointers
@@ -957,29 +925,73 @@ public:
     static bool needs_again(ring_result r) noexcept { return r >= ring_result::lost; }
 
 private:
+    /// One attempt at the position in `word` (the tail as last read): done,
+    /// not_ready (full) or refused, as push gives them, or `lost` (the claim
+    /// lost a race; `word` now holds the current tail) or `busy` (the slot is
+    /// in another operation's hands: wait and read the tail again).
+    template <class T>
+    [[gnu::always_inline]] ring_result push_step(T& src, std::uint64_t& word, bool privileged) noexcept {
+        if (!privileged && (word & gate_)) return ring_result::refused;
+        // A privileged claim keeps the gate as it is; a lock-free one found it down.
+        const std::uint64_t gate_bit = privileged ? (word & gate_) : 0;
+        const std::uint64_t pos = word ^ gate_bit;
+        ring_slot<T>& slot = slots<T>()[index_of(pos)];
+        const std::uint64_t stamp = slot.stamp.load(std::memory_order_acquire);
+        if (stamp == pos) [[likely]] {  // the slot is free for this lap: claim the position
+            if (!claim(*tail_, word, next(pos) | gate_bit, privileged)) [[unlikely]]
+                return ring_result::lost;
+            ::new (static_cast<void*>(slot.value.bytes)) T(std::move(src));
+            slot.stamp.store(pos + 1, std::memory_order_release);
+            return ring_result::done;
+        }
+        if (stamp + one_lap() == pos + 1) {  // the slot still holds the last lap's value
+            const std::uint64_t head = head_->load(std::memory_order_seq_cst) & ~gate_;
+            if (head + one_lap() == pos) return ring_result::not_ready;  // full
+            // else a receiver has claimed that value and is moving it out
+        }
+        // else another sender claimed `pos` after we read the tail
+        return ring_result::busy;
+    }
+
+    /// One attempt at the position in `word` (the head as last read), like
+    /// push_step: done, not_ready (empty) or refused, or lost or busy.
+    template <class T, class Out>
+    [[gnu::always_inline]] ring_result pop_step(Out& out, std::uint64_t& word, bool privileged) noexcept {
+        if (!privileged && (word & gate_)) return ring_result::refused;
+        const std::uint64_t gate_bit = privileged ? (word & gate_) : 0;
+        const std::uint64_t pos = word ^ gate_bit;
+        ring_slot<T>& slot = slots<T>()[index_of(pos)];
+        const std::uint64_t stamp = slot.stamp.load(std::memory_order_acquire);
+        if (stamp == pos + 1) [[likely]] {  // the slot holds the value of `pos`: claim it
+            if (!claim(*head_, word, next(pos) | gate_bit, privileged)) [[unlikely]]
+                return ring_result::lost;
+            take_value(slot, out, pos);
+            return ring_result::done;
+        }
+        if (stamp == pos) {  // nothing written at `pos` yet
+            const std::uint64_t tail = tail_->load(std::memory_order_seq_cst);
+            // Empty. With the tail gate up, the channel is closed or
+            // has waiters: only the locked path can tell what that means.
+            if ((tail & ~gate_) == pos) return tail & gate_ ? ring_result::refused : ring_result::not_ready;
+            // else a sender has claimed `pos` and is writing its value
+        }
+        // else another receiver claimed `pos` after we read the head
+        return ring_result::busy;
+    }
+
+    /// push and pop in full: steps until a verdict, backing off after a lost
+    /// race and waiting a little for a busy slot (a lock-free operation
+    /// gives up after a few rounds: refused).
     template <class T>
     [[gnu::always_inline]] ring_result push_loop(T& src, bool privileged) noexcept {
         std::uint64_t word = tail_->load(std::memory_order_relaxed);
         for (int round = 0;; ++round) {
-            if (!privileged && (word & gate_)) return ring_result::refused;
-            const std::uint64_t pos = word & ~gate_;
-            ring_slot<T>& slot = slots<T>()[index_of(pos)];
-            const std::uint64_t stamp = slot.stamp.load(std::memory_order_acquire);
-            if (stamp == pos) {  // the slot is free for this lap: claim the position
-                if (claim(*tail_, word, next(pos) | (word & gate_), privileged)) {
-                    ::new (static_cast<void*>(slot.value.bytes)) T(std::move(src));
-                    slot.stamp.store(pos + 1, std::memory_order_release);
-                    return ring_result::done;
-                }
+            const ring_result r = push_step(src, word, privileged);
+            if (r == ring_result::lost) {
                 lost_race(round);
                 continue;  // `word` now holds the current tail
             }
-            if (stamp + one_lap() == pos + 1) {  // the slot still holds the last lap's value
-                const std::uint64_t head = head_->load(std::memory_order_seq_cst) & ~gate_;
-                if (head + one_lap() == pos) return ring_result::not_ready;  // full
-                // else a receiver has claimed that value and is moving it out
-            }
-            // else another sender claimed `pos` after we read the tail
+            if (r != ring_result::busy) return r;
             if (!wait_a_little(round, privileged)) return ring_result::refused;
             word = tail_->load(std::memory_order_relaxed);
         }
@@ -989,26 +1001,12 @@ private:
     [[gnu::always_inline]] ring_result pop_loop(Out& out, bool privileged) noexcept {
         std::uint64_t word = head_->load(std::memory_order_relaxed);
         for (int round = 0;; ++round) {
-            if (!privileged && (word & gate_)) return ring_result::refused;
-            const std::uint64_t pos = word & ~gate_;
-            ring_slot<T>& slot = slots<T>()[index_of(pos)];
-            const std::uint64_t stamp = slot.stamp.load(std::memory_order_acquire);
-            if (stamp == pos + 1) {  // the slot holds the value of `pos`: claim it
-                if (claim(*head_, word, next(pos) | (word & gate_), privileged)) {
-                    take_value(slot, out, pos);
-                    return ring_result::done;
-                }
+            const ring_result r = pop_step<T>(out, word, privileged);
+            if (r == ring_result::lost) {
                 lost_race(round);
                 continue;
             }
-            if (stamp == pos) {  // nothing written at `pos` yet
-                const std::uint64_t tail = tail_->load(std::memory_order_seq_cst);
-                // Empty. With the tail gate up, the channel is closed or
-                // has waiters: only the locked path can tell what that means.
-                if ((tail & ~gate_) == pos) return tail & gate_ ? ring_result::refused : ring_result::not_ready;
-                // else a sender has claimed `pos` and is writing its value
-            }
-            // else another receiver claimed `pos` after we read the head
+            if (r != ring_result::busy) return r;
             if (!wait_a_little(round, privileged)) return ring_result::refused;
             word = head_->load(std::memory_order_relaxed);
         }
